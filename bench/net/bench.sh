@@ -1,0 +1,203 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Packets per second through a vhost-user-net loopback, driven by DPDK
+# testpmd's net_virtio_user port, for vhu-net and for DPDK's own vhost PMD,
+# in the same run, with the ratio.
+#
+#   generator  testpmd, one net_virtio_user port (queue_size 1024), io
+#              forwarding started with "start tx_first B": B bursts of 32
+#              frames circulate (what comes back is sent again), so the
+#              rate is what the back end sustains with 32*B frames in
+#              flight.  Its forwarding lcore polls on CPU $GEN_CPU.
+#   back ends  (all on CPU $BACKEND_CPU)
+#     vhu        vhu-net --loopback             (kick/call driven, libvhu)
+#     vhu-poll   vhu-net --loopback --poll=$POLL_US   (adaptive polling)
+#     dpdk       testpmd --vdev net_vhost0 io forwarding on its one port:
+#                the vhost PMD returns each frame (a busy-polling lcore)
+#
+# The rate is the generator's received frames between two "show port
+# stats" over the measured window, after a warm-up.  Runs are interleaved (back end, size,
+# repetition) so outside load hits every back end alike; the table shows
+# the median of the repetitions.
+#
+#   bench/net/bench.sh [-b BUILD] [-d SECONDS] [-w SECONDS] [-r N] [-s "64 1500"] [-B BURSTS] [-m]
+#     -b  meson build dir holding devices/net/vhu-net (default ./build)
+#     -d  measured seconds (default 5)   -w  warm-up seconds (default 2)
+#     -r  repetitions (default 3)        -s  frame sizes (default "64 1500")
+#     -B  bursts in flight (default 8)   -m  Markdown table
+# Environment: BACKEND_CPU (0), GEN_CPU (1), BACKENDS ("vhu vhu-poll dpdk"),
+#   POLL_US (50).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=$here/../../build
+dur=5
+warm=2
+reps=3
+sizes="64 1500"
+bursts=8
+md=
+while getopts "b:d:w:r:s:B:mh" opt; do
+	case $opt in
+	b) build=$OPTARG ;;
+	d) dur=$OPTARG ;;
+	w) warm=$OPTARG ;;
+	r) reps=$OPTARG ;;
+	s) sizes=$OPTARG ;;
+	B) bursts=$OPTARG ;;
+	m) md=1 ;;
+	*)
+		sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'
+		exit 2
+		;;
+	esac
+done
+BACKEND_CPU=${BACKEND_CPU:-0}
+GEN_CPU=${GEN_CPU:-1}
+BACKENDS=${BACKENDS:-vhu vhu-poll dpdk}
+POLL_US=${POLL_US:-50}
+NET=$build/devices/net/vhu-net
+TESTPMD=$(command -v dpdk-testpmd) || {
+	echo "bench.sh: dpdk-testpmd not installed" >&2
+	exit 1
+}
+[ -x "$NET" ] || {
+	echo "bench.sh: $NET not found (-b BUILD)" >&2
+	exit 1
+}
+# testpmd's lcore list must hold both CPUs; the main lcore sleeps at the
+# prompt, the forwarding lcore is the other one.
+lcores="$(printf '%s\n' "$BACKEND_CPU" "$GEN_CPU" | sort -n | paste -sd,)"
+
+WORK=$(mktemp -d /tmp/vhu-net-bench.XXXXXX)
+BE_PID=
+cleanup() {
+	[ -n "$BE_PID" ] && kill -KILL "$BE_PID" 2>/dev/null
+	exec 7>&- 2>/dev/null || true
+	jobs -p | xargs -r kill -KILL 2>/dev/null
+	wait 2>/dev/null || true
+	[ -n "${KEEP:-}" ] && echo "bench.sh: kept $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_listening() {
+	for _ in $(seq 300); do
+		awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' \
+			/proc/net/unix && return 0
+		sleep 0.1
+	done
+	echo "bench.sh: nothing listens on $1" >&2
+	return 1
+}
+
+# start_backend NAME SOCK
+start_backend() {
+	local be=$1 sock=$2
+	rm -f "$sock"
+	case $be in
+	vhu) taskset -c "$BACKEND_CPU" "$NET" --loopback -s "$sock" >"$WORK/be.log" 2>&1 & ;;
+	vhu-poll)
+		taskset -c "$BACKEND_CPU" "$NET" --loopback --poll="$POLL_US" -s "$sock" \
+			>"$WORK/be.log" 2>&1 &
+		;;
+	dpdk)
+		# Interactive, driven through a fifo so it can be stopped cleanly.
+		rm -f "$WORK/be.fifo"
+		mkfifo "$WORK/be.fifo"
+		"$TESTPMD" -l "$lcores" --main-lcore "$GEN_CPU" --no-huge -m 512 --no-pci \
+			--file-prefix="vhu-bench-be-$$" --log-level=lib.eal,warning \
+			--vdev "net_vhost0,iface=$sock,queues=1" -- -i --total-num-mbufs=32768 \
+			--forward-mode=io <"$WORK/be.fifo" >"$WORK/be.log" 2>&1 &
+		BE_PID=$!
+		exec 7>"$WORK/be.fifo"
+		echo start >&7
+		;;
+	esac
+	[ "$be" = dpdk ] || BE_PID=$!
+	wait_listening "$sock"
+}
+
+stop_backend() {
+	if [ -e "/proc/$BE_PID" ] && grep -q dpdk-testpmd "/proc/$BE_PID/cmdline" 2>/dev/null; then
+		printf 'stop\nquit\n' >&7 || true
+		exec 7>&-
+	else
+		kill -TERM "$BE_PID" 2>/dev/null || true
+	fi
+	for _ in $(seq 100); do
+		kill -0 "$BE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$BE_PID" 2>/dev/null || true
+	wait "$BE_PID" 2>/dev/null || true
+	BE_PID=
+}
+
+# generate SOCK SIZE OUT: Rx-pps of the measured window into OUT.
+generate() {
+	local sock=$1 size=$2 out=$3
+	{
+		echo "start tx_first $bursts"
+		sleep "$warm"
+		echo "show port stats 0"
+		sleep "$dur"
+		echo "show port stats 0"
+		echo stop
+		echo quit
+	} | timeout -s KILL $((warm + dur + 60)) "$TESTPMD" -l "$lcores" --main-lcore "$BACKEND_CPU" \
+		--no-huge -m 512 --no-pci --file-prefix="vhu-bench-gen-$$" --log-level=lib.eal,warning \
+		--vdev "net_virtio_user0,path=$sock,queues=1,queue_size=${QSIZE:-1024}${VU_EXTRA:-}" -- -i \
+		--total-num-mbufs=32768 --forward-mode=io --txpkts="$size" >"$WORK/gen.log" 2>&1 || true
+	# Frames received between the two "show port stats" (RX-packets of the
+	# NIC statistics), over the window.
+	awk -v d="$dur" '/NIC statistics/ { nic = 1 } nic && /RX-packets:/ { v[++n] = $2; nic = 0 }
+		END { if (n >= 2) printf "%d\n", (v[2] - v[1]) / d }' "$WORK/gen.log" >"$out"
+	[ -s "$out" ] || {
+		echo "bench.sh: generator gave no rate; its log:" >&2
+		tail -20 "$WORK/gen.log" >&2
+		echo 0 >"$out"
+	}
+}
+
+sock=$WORK/net.sock
+for r in $(seq "$reps"); do
+	for size in $sizes; do
+		for be in $BACKENDS; do
+			start_backend "$be" "$sock"
+			generate "$sock" "$size" "$WORK/$be.$size.r$r"
+			stop_backend
+			# Frames the back end dropped (DPDK's io forwarding drops when
+			# the virtio rx ring is full; vhu-net waits instead).
+			drops=$(awk '/Forward statistics for port/ { f = 1 } f && /TX-dropped:/ { print $4; exit }' \
+				"$WORK/be.log")
+			echo "bench.sh: rep $r size $size $be: $(cat "$WORK/$be.$size.r$r") pps${drops:+, back end dropped $drops}" >&2
+		done
+	done
+done
+
+median() { sort -n "$@" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] + 0 }'; }
+
+echo
+echo "vhost-user-net loopback, testpmd virtio-user io forwarding, $((bursts * 32)) frames in flight,"
+echo "${dur}s measured after ${warm}s warm-up, median of $reps; back end on CPU $BACKEND_CPU, generator on CPU $GEN_CPU"
+if [ -n "$md" ]; then
+	printf '| frame | back end | Mpps | vs dpdk |\n|---|---|---|---|\n'
+else
+	printf '%-6s %-9s %10s %8s\n' frame backend Mpps "vs dpdk"
+fi
+for size in $sizes; do
+	ref=
+	case " $BACKENDS " in *" dpdk "*) ref=$(median "$WORK"/dpdk."$size".r*) ;; esac
+	for be in $BACKENDS; do
+		pps=$(median "$WORK/$be.$size".r*)
+		ratio=-
+		[ -n "$ref" ] && [ "$ref" -gt 0 ] && ratio=$(awk -v a="$pps" -v b="$ref" 'BEGIN { printf "%.2f", a / b }')
+		mpps=$(awk -v a="$pps" 'BEGIN { printf "%.3f", a / 1e6 }')
+		if [ -n "$md" ]; then
+			printf '| %s B | %s | %s | %s |\n' "$size" "$be" "$mpps" "$ratio"
+		else
+			printf '%-6s %-9s %10s %8s\n' "$size" "$be" "$mpps" "$ratio"
+		fi
+	done
+done

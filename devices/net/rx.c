@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Receive side: put one frame into a device's rx queue.
+ *
+ * The frame comes from anywhere (another guest's tx buffers, a tap read),
+ * described by a parsed header and payload iovecs.  Delivery checks the
+ * receive filter, adapts the offload header to what this guest accepts
+ * (completing a checksum in software when the guest did not ack
+ * GUEST_CSUM), and copies header + payload into one rx chain, or into as
+ * many as needed with MRG_RXBUF (num_buffers says how many).  When the
+ * guest has not posted enough buffers nothing is consumed: the popped rx
+ * chains are given back and the caller keeps the frame (backpressure).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "net.h"
+
+bool net_rx_ready(struct vhu_vring *rx)
+{
+	return rx && vhu_vring_started(rx) && vhu_vring_enabled(rx) && !vhu_vring_failed(rx);
+}
+
+unsigned net_rx_pair_for(struct net_dev *dst, unsigned k)
+{
+	unsigned active = atomic_load_explicit(&dst->active_pairs, memory_order_relaxed);
+	return active ? k % active : 0;
+}
+
+void net_filter_reset(struct net_filter *f)
+{
+	/* Promiscuous until the driver says otherwise, as QEMU's virtio-net. */
+	atomic_store(&f->promisc, true);
+	atomic_store(&f->allmulti, false);
+	atomic_store(&f->alluni, false);
+	atomic_store(&f->nomulti, false);
+	atomic_store(&f->nouni, false);
+	atomic_store(&f->nobcast, false);
+	pthread_mutex_lock(&f->lock);
+	f->n_uc = f->n_mc = 0;
+	f->uc_overflow = f->mc_overflow = false;
+	pthread_mutex_unlock(&f->lock);
+}
+
+static bool mac_in(const uint8_t (*tab)[6], unsigned n, const uint8_t mac[6])
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!memcmp(tab[i], mac, 6))
+			return true;
+	return false;
+}
+
+bool net_filter_accept(struct net_dev *d, const uint8_t dst[6])
+{
+	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	struct net_filter *f = &d->filter;
+	bool ok;
+
+	if (atomic_load_explicit(&f->promisc, memory_order_relaxed))
+		return true;
+	if (!memcmp(dst, bcast, 6))
+		return !atomic_load(&f->nobcast);
+	if (dst[0] & 1) {
+		if (atomic_load(&f->nomulti))
+			return false;
+		if (atomic_load(&f->allmulti))
+			return true;
+		pthread_mutex_lock(&f->lock);
+		ok = f->mc_overflow || mac_in((const uint8_t(*)[6])f->mc, f->n_mc, dst);
+		pthread_mutex_unlock(&f->lock);
+		return ok;
+	}
+	if (atomic_load(&f->nouni))
+		return false;
+	if (atomic_load(&f->alluni))
+		return true;
+	pthread_mutex_lock(&f->lock);
+	ok = !memcmp(dst, d->mac, 6) || f->uc_overflow ||
+	     mac_in((const uint8_t(*)[6])f->uc, f->n_uc, dst);
+	pthread_mutex_unlock(&f->lock);
+	return ok;
+}
+
+/* The GUEST_* feature a GSO type needs, or 0 if unknown. */
+static uint64_t gso_feature(uint8_t gso_type)
+{
+	switch (gso_type & ~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return 1ULL << VIRTIO_NET_F_GUEST_TSO4;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return 1ULL << VIRTIO_NET_F_GUEST_TSO6;
+	case VIRTIO_NET_HDR_GSO_UDP:
+		return 1ULL << VIRTIO_NET_F_GUEST_UFO;
+	default:
+		return 0;
+	}
+}
+
+/* Adapt the sender's header to this guest.  *sw_csum: complete the
+ * checksum here.  -EINVAL: the guest cannot take this frame. */
+static int fixup_hdr(struct net_dev *d, const struct net_frame *f, struct net_hdr *h,
+		     bool *sw_csum)
+{
+	uint64_t go = atomic_load_explicit(&d->guest_offloads, memory_order_relaxed);
+	bool gcsum = go & (1ULL << VIRTIO_NET_F_GUEST_CSUM);
+
+	*h = f->hdr;
+	*sw_csum = false;
+	if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+		uint64_t need = gso_feature(h->gso_type);
+		if (!need || !(go & need) || !gcsum)
+			return -EINVAL;
+		if ((h->gso_type & VIRTIO_NET_HDR_GSO_ECN) &&
+		    !(go & (1ULL << VIRTIO_NET_F_GUEST_ECN)))
+			return -EINVAL;
+	} else {
+		h->gso_size = 0;
+	}
+	if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !gcsum) {
+		size_t start = h->csum_start, at = start + (size_t)h->csum_offset;
+		if (at + 2 > f->len)
+			return -EINVAL;
+		*sw_csum = true;
+		h->flags &= (uint8_t)~VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		h->csum_start = h->csum_offset = 0;
+	}
+	if (!gcsum)
+		h->flags &= (uint8_t)~VIRTIO_NET_HDR_F_DATA_VALID;
+	h->flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
+	return 0;
+}
+
+/* Write one byte at overall position pos (header included) of the chains. */
+static void put_byte(struct net_scratch *s, unsigned n, size_t pos, uint8_t b)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const struct vhu_chain *c = &s->chains[i];
+		if (pos >= s->payload_at[i] && pos < s->payload_at[i] + s->written[i]) {
+			net_iov_write(c->iov + c->out_num, c->in_num, pos - s->payload_at[i], &b,
+				      1);
+			return;
+		}
+	}
+}
+
+/* Chains popped so far are unusable (guest posted a bad one): return them
+ * empty so the guest can recycle them, and drop the frame. */
+static int give_back_empty(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
+			   unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		vhu_vring_push(rx, &s->chains[i], 0);
+	atomic_fetch_add(&d->stats.rx_dropped, 1);
+	return NET_RX_DROP;
+}
+
+static int drop_unpop(struct net_dev *d, struct vhu_vring *rx, unsigned n)
+{
+	if (n)
+		vhu_vring_unpop(rx, n);
+	atomic_fetch_add(&d->stats.rx_dropped, 1);
+	return NET_RX_DROP;
+}
+
+/* Pop and fill chains until hdr + payload are placed. Returns the number of
+ * chains used (> 0) or -NET_RX_* after cleaning up. */
+static int fill_chains(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
+		       const struct net_frame *f, unsigned hlen, bool mrg)
+{
+	size_t total = hlen + f->len, done = 0;
+	unsigned n = 0, pool = 0, ring = vhu_vring_size(rx);
+
+	while (done < total) {
+		struct vhu_chain *c = &s->chains[n];
+		unsigned room = NET_RX_IOV_POOL - pool;
+		if (n == NET_RX_CHAINS || n >= ring || (!mrg && n == 1) || room == 0)
+			return -drop_unpop(d, rx, n);
+		c->iov = s->rx_iov + pool;
+		c->iov_max = room < NET_RX_CHAIN_IOV ? room : NET_RX_CHAIN_IOV;
+		int r = vhu_vring_pop(rx, c);
+		if (r == 0) {
+			if (n)
+				vhu_vring_unpop(rx, n);
+			atomic_fetch_add(&d->stats.rx_stalls, 1);
+			return -NET_RX_AGAIN;
+		}
+		if (r < 0 && r != -E2BIG) /* ring failed: nothing more to do with it */
+			return -drop_unpop(d, rx, 0);
+		if (r == -E2BIG || c->out_num || c->in_len == 0 || (n == 0 && c->in_len < hlen)) {
+			/* A buffer the guest should not have posted: hand it back
+			 * empty.  Alone, skip it; in the middle of a frame, the
+			 * frame is lost with it (the chains before cannot be
+			 * given back once this one is used). */
+			if (n > 0)
+				return -give_back_empty(d, rx, s, n + 1);
+			vhu_vring_push(rx, c, 0);
+			atomic_fetch_add(&d->stats.rx_dropped, 1);
+			continue;
+		}
+		if (!mrg && c->in_len < total) /* keep the buffer for a smaller frame */
+			return -drop_unpop(d, rx, 1);
+		pool += c->in_num;
+		size_t take = total - done;
+		if (take > c->in_len)
+			take = c->in_len;
+		/* Payload bytes this chain carries: overall [max(done,hlen), done+take). */
+		size_t from = done > hlen ? done : hlen;
+		if (done + take > from)
+			net_iov_copy(c->iov, c->in_num, from - done, f->iov, f->niov,
+				     f->off + (from - hlen), done + take - from);
+		s->payload_at[n] = done;
+		s->written[n] = (uint32_t)take;
+		done += take;
+		n++;
+	}
+	return (int)n;
+}
+
+int net_rx_deliver(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
+		   const struct net_frame *f)
+{
+	uint8_t dst[6], raw[NET_HDR_LEN_MAX] = {0};
+	struct net_hdr h;
+	bool sw_csum;
+	unsigned hlen = atomic_load_explicit(&d->hdr_len, memory_order_relaxed);
+	bool mrg = atomic_load_explicit(&d->mrg_rxbuf, memory_order_relaxed);
+
+	if (net_iov_read(f->iov, f->niov, f->off, dst, 6) != 6) {
+		atomic_fetch_add(&d->stats.rx_dropped, 1);
+		return NET_RX_DROP;
+	}
+	if (!net_filter_accept(d, dst)) {
+		atomic_fetch_add(&d->stats.rx_filtered, 1);
+		return NET_RX_DROP;
+	}
+	if (fixup_hdr(d, f, &h, &sw_csum) < 0) {
+		atomic_fetch_add(&d->stats.rx_dropped, 1);
+		return NET_RX_DROP;
+	}
+	int n = fill_chains(d, rx, s, f, hlen, mrg);
+	if (n < 0)
+		return -n;
+
+	memcpy(raw, &h, sizeof(h));
+	if (hlen == NET_HDR_LEN_MAX) {
+		uint16_t nb = (uint16_t)(mrg ? n : 1);
+		memcpy(raw + sizeof(h), &nb, 2);
+	}
+	net_iov_write(s->chains[0].iov, s->chains[0].in_num, 0, raw, hlen);
+	if (sw_csum) {
+		size_t start = f->hdr.csum_start, at = start + f->hdr.csum_offset;
+		uint16_t c = (uint16_t)~net_csum_fold(
+			net_iov_csum(f->iov, f->niov, f->off + start, f->len - start));
+		if (c == 0)
+			c = 0xffff; /* as the kernel's CSUM_MANGLED_0 */
+		put_byte(s, (unsigned)n, hlen + at, (uint8_t)(c >> 8));
+		put_byte(s, (unsigned)n, hlen + at + 1, (uint8_t)c);
+	}
+	for (int i = 0; i < n; i++)
+		vhu_vring_push(rx, &s->chains[i], s->written[i]);
+	atomic_fetch_add_explicit(&d->stats.rx_frames, 1, memory_order_relaxed);
+	return NET_RX_OK;
+}

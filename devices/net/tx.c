@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Transmit side for the guest-to-guest back sides (loopback, peer): frames
+ * the guest put on a tx queue are copied straight into the receiving
+ * device's rx buffers.  When the receiver has no buffers the tx chain is
+ * given back (not completed), the pair is marked blocked, and the receiver's
+ * next rx kick resumes it: the sending guest sees its tx queue fill up,
+ * which is the backpressure a real link would give.
+ */
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "net.h"
+
+int net_tx_parse(struct net_dev *d, const struct vhu_chain *c, struct net_frame *f)
+{
+	unsigned hlen = atomic_load_explicit(&d->hdr_len, memory_order_relaxed);
+
+	if (c->out_len < hlen + NET_MIN_FRAME || c->out_len - hlen > NET_MAX_FRAME)
+		return -EINVAL;
+	if (net_iov_read(c->iov, c->out_num, 0, &f->hdr, sizeof(f->hdr)) != sizeof(f->hdr))
+		return -EINVAL;
+	f->iov = c->iov;
+	f->niov = c->out_num;
+	f->off = hlen;
+	f->len = c->out_len - hlen;
+	return 0;
+}
+
+/* Complete a tx chain that carried nothing usable. */
+static void tx_discard(struct vhu_vring *tx, struct vhu_chain *c, _Atomic uint64_t *counter)
+{
+	vhu_vring_push(tx, c, 0);
+	atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+struct fwd_result {
+	unsigned moved;
+	bool blocked, more;
+};
+
+/* One locked pass: tx of src pair k into rx (may be NULL: drop). */
+static void forward_pass(struct net_dev *src, struct net_scratch *s, struct vhu_vring *tx,
+			 struct net_dev *dst, struct vhu_vring *rx, struct fwd_result *res)
+{
+	bool ready = net_rx_ready(rx);
+	unsigned budget = NET_BUDGET;
+
+	while (budget > 0) {
+		struct vhu_chain c = {.iov = s->tx_iov, .iov_max = NET_TX_IOV};
+		struct net_frame f;
+		int r = vhu_vring_pop(tx, &c);
+		if (r == 0)
+			return;
+		if (r == -E2BIG) {
+			tx_discard(tx, &c, &src->stats.tx_errors);
+			continue;
+		}
+		if (r < 0)
+			return;
+		budget--;
+		if (net_tx_parse(src, &c, &f) < 0) {
+			tx_discard(tx, &c, &src->stats.tx_errors);
+			continue;
+		}
+		if (!ready) {
+			tx_discard(tx, &c, &src->stats.tx_dropped);
+			continue;
+		}
+		if (net_rx_deliver(dst, rx, s, &f) == NET_RX_AGAIN) {
+			vhu_vring_unpop(tx, 1);
+			res->blocked = true;
+			return;
+		}
+		vhu_vring_push(tx, &c, 0);
+		atomic_fetch_add_explicit(&src->stats.tx_frames, 1, memory_order_relaxed);
+		res->moved++;
+	}
+	res->more = true;
+}
+
+int net_forward(struct net_dev *src, unsigned k, struct net_dev *dst)
+{
+	struct net_pair *p = &src->pairs[k];
+	struct vhu_vring *tx = net_vring(src, 2 * k + 1);
+
+	if (!tx)
+		return -EINVAL;
+	for (;;) {
+		struct fwd_result res = {0};
+		unsigned j = dst ? net_rx_pair_for(dst, k) : 0;
+		struct vhu_vring *rx = dst ? net_vring(dst, 2 * j) : NULL;
+		bool retry = false;
+
+		/* A front end that does not forward its control queue (QEMU,
+		 * DPDK virtio-user) enables pairs with SET_VRING_ENABLE only:
+		 * fall back to pair 0 when the chosen one is not running. */
+		if (j != 0 && !net_rx_ready(rx))
+			rx = net_vring(dst, 0);
+
+		atomic_store(&p->tx_blocked, false);
+		vhu_vring_lock(tx);
+		if (rx)
+			vhu_vring_lock(rx);
+		forward_pass(src, p->scratch, tx, dst, rx, &res);
+		if (rx && res.moved)
+			vhu_vring_notify(rx);
+		if (res.blocked) {
+			/* Publish "blocked" before re-arming rx kicks so that a kick
+			 * racing with us either sees the flag or we see its buffers. */
+			atomic_store(&p->tx_blocked, true);
+			retry = vhu_vring_enable_notification(rx);
+		} else if (rx && res.moved) {
+			/* Buffers are plentiful: the guest need not kick rx. */
+			vhu_vring_disable_notification(rx);
+		}
+		if (rx)
+			vhu_vring_unlock(rx);
+		vhu_vring_notify(tx);
+		vhu_vring_unlock(tx);
+		if (res.more) {
+			/* Yield to other queues of this worker; come back soon. */
+			uint64_t one = 1;
+			if (write(p->wake_fd, &one, sizeof(one)) < 0)
+				return -errno;
+			return 0;
+		}
+		if (!retry)
+			return 0;
+	}
+}
+
+void net_rx_kicked(struct net_dev *d, unsigned j)
+{
+	struct net_dev *src = d->peer;
+
+	if (!src)
+		return;
+	for (unsigned k = 0; k < src->max_pairs; k++) {
+		struct net_pair *p = &src->pairs[k];
+		/* Any blocked sender may be waiting for this ring (see the
+		 * fallback in net_forward); a needless wake costs one pass. */
+		if (!atomic_load(&p->tx_blocked))
+			continue;
+		if (src == d && k == j) {
+			net_forward(src, k, d); /* same worker: resume right here */
+		} else {
+			uint64_t one = 1;
+			if (write(p->wake_fd, &one, sizeof(one)) < 0)
+				vhu_log(VHU_LOG_WARN, "%s: wake pair %u: write failed", d->name, k);
+		}
+	}
+}
+
+int net_wake_event(struct net_dev *d, unsigned k)
+{
+	uint64_t v;
+
+	/* Clear the eventfd first: a wake posted while we forward is kept. */
+	if (read(d->pairs[k].wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return -errno;
+	return net_forward(d, k, d->peer);
+}

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One queue's driver loop: keep `depth` requests in flight, complete them
+ * as the used ring fills, and resubmit at once, like blk-mq over
+ * virtio-blk with a fixed queue depth.  In notification mode it kicks after
+ * each batch of submissions (vhuf_kick honours EVENT_IDX / NO_NOTIFY) and
+ * sleeps on the call eventfd when nothing is used; in polling mode it spins.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vhu/frontend.h"
+
+#define WAIT_MS        100  /* safety net: a lost interrupt costs 100 ms, counted */
+#define DRAIN_MS_TOTAL 2000 /* at the end, wait this long for stragglers */
+
+static inline uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static bool pick_write(struct bench_worker *w)
+{
+	switch (w->b->o.rw) {
+	case RW_READ:
+		return false;
+	case RW_WRITE:
+		return true;
+	default:
+		return xorshift(&w->rng) % 100 >= w->b->o.read_pct;
+	}
+}
+
+static int submit(struct bench_worker *w, struct bench_slot *s, uint64_t now)
+{
+	struct bench *b = w->b;
+	uint64_t blk = xorshift(&w->rng) % b->nblocks;
+	s->write = pick_write(w);
+	s->hdr->type = s->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
+	s->hdr->ioprio = 0;
+	s->hdr->sector = blk * (b->o.block_size / 512);
+	*s->status = 0xff; /* the device must overwrite it */
+	struct vhuf_buf bufs[3] = {
+	    {.gpa = s->hdr_gpa, .len = sizeof(*s->hdr), .write = false},
+	    {.gpa = s->data_gpa, .len = b->o.block_size, .write = !s->write},
+	    {.gpa = s->status_gpa, .len = 1, .write = true},
+	};
+	s->t_submit = now;
+	int r = vhuf_submit(b->f, w->q, bufs, 3, b->o.indirect, s);
+	if (r < 0)
+		return r;
+	w->inflight++;
+	return 0;
+}
+
+static void complete(struct bench_worker *w, struct bench_slot *s, uint64_t now, bool measure)
+{
+	w->inflight--;
+	if (!measure)
+		return;
+	hist_add(&w->hist, now - s->t_submit);
+	w->reqs++;
+	if (s->write)
+		w->writes++;
+	else
+		w->reads++;
+	if (*s->status != VIRTIO_BLK_S_OK)
+		w->errors++;
+}
+
+static int kick(struct bench_worker *w, bool measure)
+{
+	int r = vhuf_kick(w->b->f, w->q);
+	if (r < 0)
+		return r;
+	if (r > 0 && measure)
+		w->kicks++;
+	return 0;
+}
+
+/* Take everything on the used ring; returns how many. */
+static unsigned drain(struct bench_worker *w, bool measure)
+{
+	void *cookie;
+	uint32_t len;
+	unsigned n = 0;
+	uint64_t now = 0;
+	while (n < w->b->o.depth && vhuf_get_used(w->b->f, w->q, &cookie, &len) == 1) {
+		if (!now)
+			now = bench_now_ns();
+		complete(w, cookie, now, measure);
+		w->done[n++] = cookie;
+	}
+	return n;
+}
+
+static int resubmit(struct bench_worker *w, unsigned n, bool measure)
+{
+	uint64_t now = bench_now_ns();
+	for (unsigned i = 0; i < n; i++) {
+		int r = submit(w, w->done[i], now);
+		if (r < 0)
+			return r;
+	}
+	return kick(w, measure);
+}
+
+/* Block for the next interrupt (notification mode). */
+static int wait_call(struct bench_worker *w, bool measure)
+{
+	int r = vhuf_wait_call(w->b->f, w->q, WAIT_MS);
+	if (r < 0)
+		return r;
+	if (measure) {
+		if (r > 0)
+			w->wakeups++;
+		else
+			w->timeouts++;
+	}
+	return 0;
+}
+
+/*
+ * Polling mode: act like a guest whose queue has no interrupt callback
+ * (Linux virtio-blk poll queues): without EVENT_IDX set
+ * VRING_AVAIL_F_NO_INTERRUPT; with it, keep used_event behind what the
+ * device has already passed, so vring_need_event() stays false.
+ * vhuf_get_used() re-arms used_event after each entry it takes, so this
+ * runs after every drain pass.  Layout per virtio 1.x 2.7.6: used_event
+ * follows avail->ring[size].
+ */
+static void suppress_calls(struct bench_worker *w, uint16_t last_used)
+{
+	struct vhuf *f = w->b->f;
+	uint16_t *avail = vhuf_ring_avail(f, w->q);
+	if (!avail)
+		return;
+	if (w->b->o.event_idx)
+		__atomic_store_n(&avail[2 + w->b->ring_size], (uint16_t)(last_used - 1),
+		                 __ATOMIC_RELEASE);
+	else
+		__atomic_store_n(&avail[0], (uint16_t)1, __ATOMIC_RELEASE);
+}
+
+/* Poll mode leaves the call eventfd unread: its counter is the number of
+ * interrupts the device sent since the last read. */
+static uint64_t read_calls(struct bench_worker *w)
+{
+	uint64_t v = 0;
+	if (read(vhuf_call_fd(w->b->f, w->q), &v, sizeof(v)) != sizeof(v))
+		v = 0;
+	return v;
+}
+
+static int run_loop(struct bench_worker *w)
+{
+	struct bench *b = w->b;
+	uint64_t now = bench_now_ns();
+	if (b->o.poll)
+		suppress_calls(w, 0);
+	for (unsigned i = 0; i < b->o.depth; i++) {
+		int r = submit(w, &w->slots[i], now);
+		if (r < 0)
+			return r;
+	}
+	int r = kick(w, false);
+	int last_ph = PH_WARMUP;
+	while (r == 0) {
+		int ph = atomic_load_explicit(&b->phase, memory_order_relaxed);
+		if (ph != last_ph && b->o.poll) {
+			uint64_t calls = read_calls(w);
+			if (last_ph == PH_MEASURE)
+				w->wakeups = calls;
+		}
+		last_ph = ph;
+		if (ph == PH_STOP)
+			break;
+		bool measure = ph == PH_MEASURE;
+		unsigned n = drain(w, measure);
+		if (n && b->o.poll) {
+			w->used_seen += n;
+			suppress_calls(w, (uint16_t)w->used_seen);
+		}
+		if (n)
+			r = resubmit(w, n, measure);
+		else if (b->o.poll)
+			cpu_relax();
+		else
+			r = wait_call(w, measure);
+	}
+	return r;
+}
+
+/* Collect what is still in flight so the back end is idle when we leave. */
+static void drain_tail(struct bench_worker *w)
+{
+	uint64_t deadline = bench_now_ns() + DRAIN_MS_TOTAL * 1000000ull;
+	while (w->inflight && bench_now_ns() < deadline) {
+		if (!drain(w, false))
+			vhuf_wait_call(w->b->f, w->q, 10);
+	}
+}
+
+void *bench_worker_run(void *arg)
+{
+	struct bench_worker *w = arg;
+	int r = run_loop(w);
+	if (r < 0) {
+		w->err = r;
+		fprintf(stderr, "vhu-bench: queue %u: %s\n", w->q, strerror(-r));
+		/* Let the others finish their run rather than hang on us. */
+		atomic_store(&w->b->phase, PH_STOP);
+	}
+	drain_tail(w);
+	return NULL;
+}

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The device interface: what a vhost-user back end implements.
+ *
+ * This is rust-vmm's VhostUserBackend trait in C: a const table of
+ * operations plus an opaque device pointer `dev` passed to each of them.
+ * Every entry may be NULL and then behaves like the trait's default; the
+ * entries the trait requires (num_queues, max_queue_size, features,
+ * protocol_features, handle_event) make vhu_daemon_new() fail with -EINVAL
+ * when NULL.
+ *
+ * VhostUserBackendMut and its Mutex/RwLock wrappers become the lock mode
+ * given to vhu_daemon_new(): with VHU_LOCK_NONE the callbacks run
+ * concurrently (the device synchronises itself, like the trait's &self);
+ * with VHU_LOCK_MUTEX every callback runs under one mutex; with
+ * VHU_LOCK_RWLOCK the methods marked [w] take the write side and the others
+ * the read side, as the reference's RwLock<T> wrapper does.
+ *
+ * Threads: [h] = called from the protocol handler thread, [w] = from a
+ * worker thread, given as thread_id.
+ */
+#ifndef VHU_BACKEND_H
+#define VHU_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vhu_vring;
+struct vhu_mem;
+struct vhu_channel;
+
+enum vhu_lock_mode {
+	VHU_LOCK_NONE = 0,
+	VHU_LOCK_MUTEX = 1,
+	VHU_LOCK_RWLOCK = 2,
+};
+
+enum vhu_state_direction { VHU_STATE_SAVE = 0, VHU_STATE_LOAD = 1 };
+enum vhu_state_phase { VHU_STATE_PHASE_STOPPED = 0 };
+
+struct vhu_backend_ops {
+	/* [h][read] Queues the device has (>= 1, <= VHU_MAX_QUEUES). Required. */
+	unsigned (*num_queues)(void *dev);
+	/* [h][read] Largest ring size accepted (power of two). Required. */
+	unsigned (*max_queue_size)(void *dev);
+	/* [h][read] Virtio feature bits offered. Required. The library adds
+	 * VHOST_USER_F_PROTOCOL_FEATURES and VHOST_F_LOG_ALL is the device's to
+	 * offer. */
+	uint64_t (*features)(void *dev);
+	/* [h][write] Features the driver acked. Default: nothing. */
+	void (*acked_features)(void *dev, uint64_t features);
+	/* [h][read] vhost-user protocol features (VHU_BIT(VHU_PF_*)). Required.
+	 * The library serves what it implements and masks off the rest. */
+	uint64_t (*protocol_features)(void *dev);
+	/* [h][write] Front end reset the device (RESET_DEVICE/RESET_OWNER or
+	 * disconnect). Default: nothing. */
+	void (*reset_device)(void *dev);
+	/* [h][write] EVENT_IDX negotiated or not. Default: nothing. */
+	void (*set_event_idx)(void *dev, bool enabled);
+	/* [h][read] Fill buf with `size` bytes of config space from `offset`.
+	 * Returns bytes filled (== size) or -errno. Default: -ENOTSUP (empty
+	 * config, as the trait's empty Vec: the request is refused). */
+	int (*get_config)(void *dev, uint32_t offset, void *buf, uint32_t size);
+	/* [h][write] Driver wrote config space. Default: 0 (accepted, ignored). */
+	int (*set_config)(void *dev, uint32_t offset, const void *buf, uint32_t size);
+	/* [h][write] New guest memory snapshot (borrowed; take vhu_mem_ref() to
+	 * keep it). Default: 0. */
+	int (*update_memory)(void *dev, struct vhu_mem *mem);
+	/* [h][write] The back-end -> front-end channel is up (borrowed, valid
+	 * until the next call or until reset_device). Default: nothing. */
+	void (*set_backend_req_fd)(void *dev, struct vhu_channel *ch);
+	/* [h][write] Export the object `uuid`: return a dma-buf/fd the caller
+	 * then owns, or -errno. Default: -ENOTSUP. */
+	int (*get_shared_object)(void *dev, const uint8_t uuid[16]);
+	/* [h][write] GPU_SET_SOCKET: device takes ownership of `fd` on success.
+	 * Default: -ENOTSUP. */
+	int (*set_gpu_socket)(void *dev, int fd);
+	/* [h][read] Worker threads and the queues each serves: write up to `max`
+	 * bitmasks (bit q = queue q) and return how many. Default: one thread
+	 * with mask 0xffffffff. */
+	int (*queues_per_thread)(void *dev, uint64_t *masks, unsigned max);
+	/* [h][read] An eventfd that, when written, makes worker `thread` exit;
+	 * -1 for none. The library always has its own exit event too.
+	 * The fd stays owned by the device. Default: -1. */
+	int (*exit_event)(void *dev, unsigned thread);
+	/* [w][write] Something happened: device_event < num_queues is a kick on
+	 * that queue (already drained, ring enabled); a larger value is a
+	 * listener the device registered (vhu_daemon_add_listener). evset is
+	 * the epoll event mask. vrings are all queues of the connection.
+	 * Return 0 or -errno (logged; the worker goes on). Required. */
+	int (*handle_event)(void *dev, uint16_t device_event, uint32_t evset,
+			    struct vhu_vring **vrings, unsigned nvrings, unsigned thread_id);
+	/* [h][write] SET_DEVICE_STATE_FD: transfer state through `fd` (device
+	 * takes ownership on success). May set *reply_fd to an fd the library
+	 * sends back and closes. Default: -ENOTSUP. */
+	int (*set_device_state_fd)(void *dev, enum vhu_state_direction dir,
+				   enum vhu_state_phase phase, int fd, int *reply_fd);
+	/* [h][read] Result of the last state transfer. Default: -ENOTSUP. */
+	int (*check_device_state)(void *dev);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

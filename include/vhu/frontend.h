@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libvhu-frontend: a vhost-user front end and virtio driver in user space,
+ * for tests, benchmarks and tools.  It connects to a back end, negotiates,
+ * shares memfd-backed "guest memory", lays out split rings in it and drives
+ * them as a guest driver would.
+ *
+ * Threads: set-up calls (connect, negotiate, queue set-up, requests) from
+ * one thread; afterwards each queue may be driven by its own thread
+ * (submit/kick/wait/used on queue q touch only queue q's state).
+ */
+#ifndef VHU_FRONTEND_H
+#define VHU_FRONTEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhu/protocol.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vhuf;
+
+struct vhuf_opts {
+	size_t mem_size;        /* guest memory bytes (default 64 MiB) */
+	unsigned nregions;      /* split memory into this many regions/memfds (default 1, max 8) */
+	uint64_t gpa_base;      /* guest physical address of the first region (default 0) */
+	uint64_t gpa_gap;       /* hole between regions (default 0) */
+	int connect_timeout_ms; /* retry connecting this long (default 0: once) */
+};
+
+/* Connect to the back end's socket and create guest memory.  Nothing is
+ * sent yet.  0 or -errno. */
+int vhuf_connect(struct vhuf **out, const char *path, const struct vhuf_opts *opts);
+/* Close only the socket and connect again to `path` (retrying as
+ * connect_timeout_ms says), keeping guest memory, rings and eventfds, so a
+ * test can resume with vhuf_negotiate() + vhuf_queue_restart() where the
+ * old connection stopped.  Negotiated state is forgotten.  0 or -errno
+ * (the struct stays valid and may be closed). */
+int vhuf_reconnect(struct vhuf *f, const char *path);
+/* Close the socket, every eventfd and the guest memory. */
+void vhuf_close(struct vhuf *f);
+/* The unix socket (for hostile tests that write raw bytes). */
+int vhuf_sock(const struct vhuf *f);
+
+/* ---- raw protocol ---------------------------------------------------- */
+
+/*
+ * Send `req` with payload and fds (borrowed).  If the request has a reply
+ * by the spec (GET_*, SET_DEVICE_STATE_FD, CHECK_DEVICE_STATE, IOTLB_MSG,
+ * POSTCOPY_ADVISE/END, CREATE_CRYPTO_SESSION, and SET_LOG_BASE once
+ * LOG_SHMFD was negotiated), or need_reply is set (REPLY_ACK), wait for it
+ * and store it in *reply (may be NULL; fds in it are then the caller's).
+ * A request with a reply of its own returns 0 whatever the reply says:
+ * check reply->hdr.size (a back end refusing answers with an empty
+ * payload).  For a REPLY_ACK the u64 is returned negated when non-zero.
+ * Returns 0 or -errno (-ECONNRESET when the back end hung up, -ETIMEDOUT
+ * after 5 s without reply, -EPROTO for a reply to another request).
+ * Thread: the set-up thread (one request at a time per connection).
+ */
+int vhuf_request(struct vhuf *f, uint32_t req, const void *payload, uint32_t size, const int *fds,
+                 unsigned nfds, bool need_reply, struct vhu_msg *reply);
+
+/* Simple requests.  get: a GET_* request answered with a u64 (-EIO when the
+ * back end refused with an empty reply).  set: a u64 payload, acked when
+ * REPLY_ACK was negotiated. */
+int vhuf_get_u64(struct vhuf *f, uint32_t req, uint64_t *val);
+int vhuf_set_u64(struct vhuf *f, uint32_t req, uint64_t val);
+
+/*
+ * Do what QEMU does on start: GET_FEATURES, GET/SET_PROTOCOL_FEATURES
+ * (pf & offered), SET_OWNER (unless this connection already owns the back
+ * end: ownership survives RESET_DEVICE, not RESET_OWNER), SET_FEATURES
+ * (features & offered | PROTOCOL_FEATURES), SET_MEM_TABLE.  With REPLY_ACK
+ * every set request asks for an ack.  Results in
+ * vhuf_features()/vhuf_protocol_features().  Calling it again after
+ * RESET_DEVICE re-initialises the back end.
+ */
+int vhuf_negotiate(struct vhuf *f, uint64_t features, uint64_t protocol_features);
+uint64_t vhuf_features(const struct vhuf *f);
+uint64_t vhuf_protocol_features(const struct vhuf *f);
+/* Send SET_MEM_TABLE describing the current guest memory. */
+int vhuf_send_mem_table(struct vhuf *f);
+
+/* Config space (needs PF_CONFIG). */
+int vhuf_get_config(struct vhuf *f, uint32_t offset, void *buf, uint32_t size);
+
+/* ---- guest memory ---------------------------------------------------- */
+
+/* Allocate from guest memory (bump allocator, zeroed; never freed).
+ * Returns the guest physical address or UINT64_MAX when full.  Thread: any
+ * (queue threads may allocate their buffers concurrently). */
+uint64_t vhuf_alloc(struct vhuf *f, size_t size, size_t align);
+/* Host pointer for a guest physical address, or NULL if unmapped. */
+void *vhuf_ptr(struct vhuf *f, uint64_t gpa);
+/* Front-end virtual address (what vring addresses use) of a gpa, or
+ * UINT64_MAX if unmapped. */
+uint64_t vhuf_uva(struct vhuf *f, uint64_t gpa);
+/* Region i as it is sent in SET_MEM_TABLE, and its memfd. */
+int vhuf_region(const struct vhuf *f, unsigned i, struct vhu_mem_region_desc *d, int *fd);
+unsigned vhuf_nregions(const struct vhuf *f);
+
+/* ---- queues (split rings, driver side) -------------------------------- */
+
+/*
+ * Allocate a ring of `size` entries in guest memory and create kick/call
+ * eventfds, then send SET_VRING_NUM, BASE(0), ADDR, CALL, ERR, KICK and,
+ * when PROTOCOL_FEATURES was negotiated, SET_VRING_ENABLE(1) (each with
+ * need_reply when REPLY_ACK was negotiated).  EVENT_IDX use follows the
+ * negotiated features.  size must be a power of two (-EINVAL).  Calling it
+ * again for q lays out a fresh ring (the old one's memory is not reused).
+ */
+int vhuf_queue_setup(struct vhuf *f, unsigned q, unsigned size);
+/* GET_VRING_BASE: stop the ring; *base gets the back end's next avail. */
+int vhuf_queue_stop(struct vhuf *f, unsigned q, uint32_t *base);
+/* Re-send NUM/BASE/ADDR/CALL/ERR/KICK/ENABLE after a reconnect.  BASE is
+ * the value vhuf_queue_stop() got or, without a stop (the back end went
+ * away), the ring's used index as QEMU does, so chains in flight are
+ * handed out again. */
+int vhuf_queue_restart(struct vhuf *f, unsigned q);
+
+struct vhuf_buf {
+	uint64_t gpa;
+	uint32_t len;
+	bool write; /* device-writable */
+};
+
+/*
+ * Put a chain of n buffers on the avail ring (in an indirect table if
+ * `indirect`), remembering `cookie` for completion.  Does not kick.
+ * Returns the head index, or -ENOSPC when the ring has no free descriptors.
+ */
+int vhuf_submit(struct vhuf *f, unsigned q, const struct vhuf_buf *bufs, unsigned n, bool indirect,
+                void *cookie);
+/* Kick if the device asked for it (EVENT_IDX avail_event or
+ * VRING_USED_F_NO_NOTIFY); returns 1 if kicked. */
+int vhuf_kick(struct vhuf *f, unsigned q);
+/* Kick unconditionally. */
+int vhuf_kick_force(struct vhuf *f, unsigned q);
+/* Wait up to timeout_ms for the call eventfd (-1 forever). 1 = signalled,
+ * 0 = timed out. */
+int vhuf_wait_call(struct vhuf *f, unsigned q, int timeout_ms);
+/* Take one used entry: 1 with *cookie and *len, 0 when none, -EIO if the
+ * device returned a head it was not given.  Re-arms used_event (EVENT_IDX)
+ * so the next completion interrupts. */
+int vhuf_get_used(struct vhuf *f, unsigned q, void **cookie, uint32_t *len);
+/* Descriptors free on queue q. */
+unsigned vhuf_free_descs(const struct vhuf *f, unsigned q);
+
+/* Raw ring access for hostile tests: host pointers to the ring parts
+ * (struct layouts per the virtio spec) and the eventfds. */
+void *vhuf_ring_desc(struct vhuf *f, unsigned q);
+void *vhuf_ring_avail(struct vhuf *f, unsigned q);
+void *vhuf_ring_used(struct vhuf *f, unsigned q);
+int vhuf_kick_fd(const struct vhuf *f, unsigned q);
+int vhuf_call_fd(const struct vhuf *f, unsigned q);
+int vhuf_err_fd(const struct vhuf *f, unsigned q);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

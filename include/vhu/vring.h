@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Virtqueues as the device sees them.
+ *
+ * A struct vhu_vring is one queue of one connection.  The library owns it:
+ * the protocol handler configures it (size, addresses, base, kick/call/err
+ * fds, enable) and the device pops request chains from it and pushes used
+ * entries back.  The ring layout (split today, packed later) is hidden
+ * behind these calls; device code never touches descriptors.
+ *
+ * Threads: a vring is driven by the worker thread its queue is assigned to
+ * (queues_per_thread).  A device that touches one vring from several threads
+ * brackets its calls with vhu_vring_lock()/vhu_vring_unlock() (or the
+ * shared variants); what those do depends on the daemon's vring flavour
+ * (VHU_VRING_PLAIN: nothing; VHU_VRING_MUTEX: a mutex; VHU_VRING_RWLOCK:
+ * a read-write lock), mirroring VringState / VringMutex / VringRwLock.
+ * The protocol handler changes a running ring only after taking that lock
+ * and after the owning worker left any device callback.
+ */
+#ifndef VHU_VRING_H
+#define VHU_VRING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vhu_vring;
+struct vhu_mem;
+
+enum vhu_vring_flavour {
+	VHU_VRING_PLAIN = 0,
+	VHU_VRING_MUTEX = 1,
+	VHU_VRING_RWLOCK = 2,
+};
+
+/*
+ * One descriptor chain (a request).  iov[0, out_num) are device-readable
+ * buffers (the driver's "out"), iov[out_num, out_num + in_num) are
+ * device-writable ("in").  Every iovec lies inside guest memory that was
+ * bounds-checked at pop time.  The caller provides iov/iov_max; nothing is
+ * allocated per request.
+ */
+struct vhu_chain {
+	uint16_t id;    /* head index; give it back through vhu_vring_push() */
+	uint16_t ndesc; /* descriptors the chain used, indirect ones included */
+	uint32_t out_num;
+	uint32_t in_num;
+	uint64_t out_len; /* bytes in the readable part */
+	uint64_t in_len;  /* bytes in the writable part */
+	struct iovec *iov;
+	uint32_t iov_max;
+};
+
+/*
+ * Take the next available chain.
+ * Returns 1 with *c filled, 0 if the ring is empty, stopped or disabled,
+ * -E2BIG if the chain needs more than c->iov_max iovecs (the chain is
+ * consumed, c->id is valid and the caller must push it back with written
+ * = 0), or -EIO if the guest published a malformed chain or ring: a
+ * descriptor index past the ring, a loop, a chain longer than the ring,
+ * nested indirect tables, an address outside guest memory, a length that
+ * wraps, a readable descriptor after a writable one, or an avail index that
+ * moved by more than the ring size.  The ring is then failed (the error
+ * eventfd is signalled) and returns -EIO until it is reset; other rings are
+ * untouched.
+ */
+int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c);
+
+/*
+ * Return a chain to the driver as used, with `written` bytes written into
+ * its writable part (dirty-logged when migration logging is on).  The used
+ * index is published immediately; the driver is not notified: call
+ * vhu_vring_notify() after a batch.  Returns 0, or -EINVAL if c->id is not
+ * a chain this ring handed out and has not returned yet.
+ */
+int vhu_vring_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written);
+
+/* Give back the last `n` popped, not yet pushed chains, so that the next pop
+ * returns them again (e.g. no room to finish them now). 0 or -EINVAL. */
+int vhu_vring_unpop(struct vhu_vring *vr, unsigned n);
+
+/*
+ * Signal the call eventfd if the driver wants an interrupt for what was
+ * pushed since the last notification (EVENT_IDX used_event, or
+ * VRING_AVAIL_F_NO_INTERRUPT without it).  Returns 1 if signalled, 0 if
+ * suppressed, -errno on a failed write.
+ */
+int vhu_vring_notify(struct vhu_vring *vr);
+
+/* Signal the call eventfd unconditionally. */
+int vhu_vring_signal(struct vhu_vring *vr);
+
+/*
+ * Ask the driver not to kick (polling) or to kick again.  Enabling returns
+ * true if buffers became available meanwhile, so the caller must poll once
+ * more before sleeping.
+ */
+void vhu_vring_disable_notification(struct vhu_vring *vr);
+bool vhu_vring_enable_notification(struct vhu_vring *vr);
+
+/* True if the driver published chains not yet popped. */
+bool vhu_vring_has_avail(struct vhu_vring *vr);
+
+/* Put the ring in the failed state and signal its error eventfd. */
+void vhu_vring_fail(struct vhu_vring *vr, const char *why);
+
+/* Accessors. */
+unsigned vhu_vring_index(const struct vhu_vring *vr);
+unsigned vhu_vring_size(const struct vhu_vring *vr);
+bool vhu_vring_started(const struct vhu_vring *vr);
+bool vhu_vring_enabled(const struct vhu_vring *vr);
+bool vhu_vring_failed(const struct vhu_vring *vr);
+int vhu_vring_kick_fd(const struct vhu_vring *vr); /* -1 if none */
+int vhu_vring_call_fd(const struct vhu_vring *vr); /* -1 if none */
+
+/* Guest memory snapshot current for this ring (see mem.h for lifetime). */
+struct vhu_mem *vhu_vring_mem(const struct vhu_vring *vr);
+
+/* Locking per flavour (see top of file). */
+void vhu_vring_lock(struct vhu_vring *vr);
+void vhu_vring_unlock(struct vhu_vring *vr);
+void vhu_vring_lock_shared(struct vhu_vring *vr);
+void vhu_vring_unlock_shared(struct vhu_vring *vr);
+
+/* Per-queue counters, cumulative over the daemon's life. */
+struct vhu_vring_stats {
+	uint64_t requests;   /* chains popped */
+	uint64_t kicks;      /* kick eventfd wake-ups */
+	uint64_t calls;      /* call eventfd signals */
+	uint64_t suppressed; /* notifications suppressed by EVENT_IDX/flags */
+	uint64_t polls;      /* polling passes that found work */
+	uint64_t errors;     /* malformed chains */
+};
+void vhu_vring_get_stats(const struct vhu_vring *vr, struct vhu_vring_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The daemon: creates the vrings and worker threads, listens on a unix
+ * socket and serves one front end at a time.  Waiting for a connection or
+ * for the next request also watches the stop eventfd, so that
+ * vhu_daemon_stop() (async-signal-safe) ends serve() from anywhere.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dev.h"
+
+static void daemon_cleanup(struct vhu_daemon *d)
+{
+	vhu_workers_stop(d);
+	if (d->vrings)
+		for (unsigned q = 0; q < d->nq; q++)
+			vhu_vring_destroy(&d->vrings[q]);
+	free(d->vrings);
+	free(d->vring_ptrs);
+	if (d->stop_fd >= 0)
+		close(d->stop_fd);
+	vhu_be_destroy(&d->be);
+	free(d);
+}
+
+/* Ask the device what it is, check it, and build the vrings. */
+static int daemon_setup(struct vhu_daemon *d)
+{
+	d->nq = vhu_be_num_queues(&d->be);
+	d->max_qsize = vhu_be_max_queue_size(&d->be);
+	if (d->nq < 1 || d->nq > VHU_MAX_QUEUES) {
+		VHU_LOGE("%s: num_queues %u out of range", d->name, d->nq);
+		return -EINVAL;
+	}
+	if (d->max_qsize < 1 || d->max_qsize > VHU_MAX_QUEUE_SIZE ||
+	    (d->max_qsize & (d->max_qsize - 1))) {
+		VHU_LOGE("%s: max_queue_size %u is not a power of two <= %u", d->name, d->max_qsize,
+		         VHU_MAX_QUEUE_SIZE);
+		return -EINVAL;
+	}
+	d->features = vhu_be_features(&d->be) | VHU_BIT(VHU_F_PROTOCOL_FEATURES);
+	d->pf = vhu_be_protocol_features(&d->be) & VHU_SUPPORTED_PF;
+	d->vrings = calloc(d->nq, sizeof(*d->vrings));
+	d->vring_ptrs = calloc(d->nq, sizeof(*d->vring_ptrs));
+	if (!d->vrings || !d->vring_ptrs)
+		return -ENOMEM;
+	for (unsigned q = 0; q < d->nq; q++) {
+		int err = vhu_vring_init(&d->vrings[q], q, d->flavour);
+
+		if (err) {
+			/* Destroy only the initialised ones. */
+			while (q--)
+				vhu_vring_destroy(&d->vrings[q]);
+			free(d->vrings);
+			d->vrings = NULL;
+			return err;
+		}
+		d->vring_ptrs[q] = &d->vrings[q];
+	}
+	d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->stop_fd < 0)
+		return -errno;
+	return vhu_workers_start(d);
+}
+
+int vhu_daemon_new(struct vhu_daemon **out, const struct vhu_backend_ops *ops, void *dev,
+                   const struct vhu_daemon_config *cfg)
+{
+	static const struct vhu_daemon_config defaults;
+	struct vhu_daemon *d;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!cfg)
+		cfg = &defaults;
+	if ((unsigned)cfg->vring_flavour > VHU_VRING_RWLOCK)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->stop_fd = -1;
+	d->conn.sock = -1;
+	d->conn.log_call_fd = -1;
+	d->name = cfg->name ? cfg->name : "vhu";
+	d->poll_us = cfg->poll_us;
+	d->max_connections = cfg->max_connections;
+	d->flavour = cfg->vring_flavour;
+	err = vhu_be_init(&d->be, ops, dev, cfg->lock);
+	if (err) {
+		VHU_LOGE("%s: a required device operation is missing or bad lock mode", d->name);
+		free(d);
+		return err;
+	}
+	err = daemon_setup(d);
+	if (err) {
+		daemon_cleanup(d);
+		return err;
+	}
+	*out = d;
+	return 0;
+}
+
+/* Wait for fd readable or a stop request.  1 readable, 0 stopped. */
+static int wait_or_stop(struct vhu_daemon *d, int fd, int timeout_ms)
+{
+	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = d->stop_fd, .events = POLLIN}};
+	int n;
+
+	do
+		n = poll(p, 2, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (p[1].revents & POLLIN)
+		return 0;
+	return n > 0 ? 1 : -ETIMEDOUT;
+}
+
+static void consume_stop(struct vhu_daemon *d)
+{
+	uint64_t v;
+
+	if (read(d->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		VHU_LOGW("%s: stop eventfd: %s", d->name, strerror(errno));
+}
+
+/* Serve one front end on connected socket fd (closed here).  Returns
+ * -ECANCELED if stopped, else 0. */
+static int serve_conn(struct vhu_daemon *d, int fd)
+{
+	struct vhu_msg *m = malloc(sizeof(*m));
+	int err = -ENOMEM;
+
+	if (m) {
+		VHU_LOGI("%s: front end connected", d->name);
+		vhu_conn_begin(d, fd);
+		for (;;) {
+			err = vhu_msg_recv_stop(fd, m, d->stop_fd);
+			if (err)
+				break;
+			err = vhu_conn_handle(d, m);
+			if (err)
+				break;
+		}
+		vhu_conn_end(d);
+		free(m);
+	}
+	close(fd);
+	atomic_fetch_add(&d->connections, 1);
+	if (err == -ECONNRESET)
+		VHU_LOGI("%s: front end disconnected", d->name);
+	else if (err != -ECANCELED)
+		VHU_LOGW("%s: front end dropped: %s", d->name, strerror(-err));
+	return err == -ECANCELED ? err : 0;
+}
+
+static bool enough(struct vhu_daemon *d)
+{
+	return d->max_connections && atomic_load(&d->connections) >= d->max_connections;
+}
+
+/* Accept and serve front ends until stopped or max_connections. */
+static int serve_listener(struct vhu_daemon *d, int lfd)
+{
+	while (!enough(d)) {
+		int r = wait_or_stop(d, lfd, -1), cfd;
+
+		if (r < 0)
+			return r;
+		if (r == 0)
+			break;
+		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK ||
+			    errno == EOPNOTSUPP)
+				return -errno;
+			VHU_LOGW("%s: accept: %s", d->name, strerror(errno));
+			/* EMFILE and friends: back off instead of spinning. */
+			if (wait_or_stop(d, d->stop_fd, 100) == 0)
+				break;
+			continue;
+		}
+		if (serve_conn(d, cfd) == -ECANCELED)
+			break;
+	}
+	consume_stop(d);
+	return 0;
+}
+
+/* A socket file at path: in use by a live listener, or stale. */
+static int claim_path(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strcpy(sa.sun_path, path);
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (r == 0)
+		return -EADDRINUSE;
+	if (errno != ECONNREFUSED)
+		return -errno;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static int listen_at(const char *path, struct stat *st)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, err;
+
+	if (!path || !*path)
+		return -EINVAL;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	err = claim_path(path);
+	if (err)
+		return err;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
+	    stat(path, st) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* One serve() at a time: the connection state is the daemon's. */
+static bool serve_enter(struct vhu_daemon *d)
+{
+	return !atomic_exchange(&d->serving, true);
+}
+
+static void serve_leave(struct vhu_daemon *d)
+{
+	atomic_store(&d->serving, false);
+}
+
+static int serve_path(struct vhu_daemon *d, const char *path)
+{
+	struct stat st, now;
+	int fd, err;
+
+	fd = listen_at(path, &st);
+	if (fd < 0) {
+		VHU_LOGE("%s: cannot listen on %s: %s", d->name, path ? path : "(null)",
+		         strerror(-fd));
+		return fd;
+	}
+	VHU_LOGI("%s: listening on %s", d->name, path);
+	err = serve_listener(d, fd);
+	close(fd);
+	/* Remove the socket file unless someone replaced it meanwhile. */
+	if (stat(path, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev)
+		unlink(path);
+	return err;
+}
+
+int vhu_daemon_serve(struct vhu_daemon *d, const char *path)
+{
+	int err;
+
+	if (!d)
+		return -EINVAL;
+	if (!serve_enter(d))
+		return -EBUSY;
+	err = serve_path(d, path);
+	serve_leave(d);
+	return err;
+}
+
+static int serve_fd(struct vhu_daemon *d, int fd)
+{
+	int listening = 0, err;
+	socklen_t len = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) {
+		err = -errno;
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	if (listening) {
+		err = serve_listener(d, fd);
+		close(fd);
+		return err;
+	}
+	if (serve_conn(d, fd) == -ECANCELED)
+		consume_stop(d);
+	return 0;
+}
+
+int vhu_daemon_serve_fd(struct vhu_daemon *d, int fd)
+{
+	int err;
+
+	if (!d || !serve_enter(d)) {
+		if (fd >= 0)
+			close(fd);
+		return d ? -EBUSY : -EINVAL;
+	}
+	err = serve_fd(d, fd);
+	serve_leave(d);
+	return err;
+}
+
+static void *serve_main(void *arg)
+{
+	struct vhu_daemon *d = arg;
+
+	if (d->start_path)
+		d->serve_result = vhu_daemon_serve(d, d->start_path);
+	else
+		d->serve_result = vhu_daemon_serve_fd(d, d->start_fd);
+	return NULL;
+}
+
+static int start(struct vhu_daemon *d, const char *path, int fd)
+{
+	if (d->serving_thread)
+		return -EBUSY;
+	d->start_path = NULL;
+	if (path && !(d->start_path = strdup(path)))
+		return -ENOMEM;
+	d->start_fd = fd;
+	d->serve_result = 0;
+	if (pthread_create(&d->serve_thread, NULL, serve_main, d)) {
+		free(d->start_path);
+		d->start_path = NULL;
+		return -EAGAIN;
+	}
+	d->serving_thread = true;
+	return 0;
+}
+
+int vhu_daemon_start(struct vhu_daemon *d, const char *path)
+{
+	if (!d || !path)
+		return -EINVAL;
+	return start(d, path, -1);
+}
+
+int vhu_daemon_start_fd(struct vhu_daemon *d, int fd)
+{
+	int err;
+
+	if (!d || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	err = start(d, NULL, fd);
+	if (err)
+		close(fd);
+	return err;
+}
+
+int vhu_daemon_wait(struct vhu_daemon *d)
+{
+	if (!d || !d->serving_thread)
+		return -EINVAL;
+	pthread_join(d->serve_thread, NULL);
+	d->serving_thread = false;
+	free(d->start_path);
+	d->start_path = NULL;
+	return d->serve_result;
+}
+
+void vhu_daemon_stop(struct vhu_daemon *d)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	if (!d)
+		return;
+	n = write(d->stop_fd, &one, sizeof(one));
+	(void)n; /* only EAGAIN (counter full) can fail: a stop is pending */
+}
+
+void vhu_daemon_free(struct vhu_daemon *d)
+{
+	if (!d)
+		return;
+	if (d->serving_thread) {
+		vhu_daemon_stop(d);
+		vhu_daemon_wait(d);
+	}
+	daemon_cleanup(d);
+}
+
+struct vhu_vring *vhu_daemon_vring(struct vhu_daemon *d, unsigned q)
+{
+	return d && q < d->nq ? &d->vrings[q] : NULL;
+}
+
+uint64_t vhu_daemon_connections(const struct vhu_daemon *d)
+{
+	return d ? atomic_load(&((struct vhu_daemon *)d)->connections) : 0;
+}
+
+uint64_t vhu_daemon_acked_features(const struct vhu_daemon *d)
+{
+	return d ? atomic_load(&((struct vhu_daemon *)d)->acked_features) : 0;
+}

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private to the daemon side (msg.c, backend.c, handler.c, worker.c,
+ * daemon.c, channel.c): the daemon object, per-connection state, worker
+ * threads and the device-op wrappers.
+ */
+#ifndef VHU_DEV_H
+#define VHU_DEV_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define VHU_MAX_THREADS   64 /* queues_per_thread entries */
+#define VHU_WORKER_QUEUES 64 /* queues a worker mask can name */
+
+/* Protocol features the library implements (the rest is masked off). */
+#define VHU_SUPPORTED_PF                                                                           \
+	(VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_LOG_SHMFD) | VHU_BIT(VHU_PF_REPLY_ACK) |              \
+	 VHU_BIT(VHU_PF_BACKEND_REQ) | VHU_BIT(VHU_PF_CONFIG) | VHU_BIT(VHU_PF_BACKEND_SEND_FD) |  \
+	 VHU_BIT(VHU_PF_INFLIGHT_SHMFD) | VHU_BIT(VHU_PF_RESET_DEVICE) |                           \
+	 VHU_BIT(VHU_PF_INBAND_NOTIFICATIONS) | VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) |              \
+	 VHU_BIT(VHU_PF_STATUS) | VHU_BIT(VHU_PF_SHARED_OBJECT) | VHU_BIT(VHU_PF_DEVICE_STATE))
+
+/* ---- msg.c ------------------------------------------------------------ */
+
+/* vhu_msg_recv() that gives up with -ECANCELED as soon as stop_fd (an
+ * eventfd, or -1 for none) becomes readable while waiting for bytes. */
+int vhu_msg_recv_stop(int sock, struct vhu_msg *msg, int stop_fd);
+
+/* ---- backend.c: device ops with defaults and the lock mode ------------ */
+
+int vhu_be_init(struct vhu_backend *be, const struct vhu_backend_ops *ops, void *dev,
+                enum vhu_lock_mode lock);
+void vhu_be_destroy(struct vhu_backend *be);
+unsigned vhu_be_num_queues(struct vhu_backend *be);
+unsigned vhu_be_max_queue_size(struct vhu_backend *be);
+uint64_t vhu_be_features(struct vhu_backend *be);
+void vhu_be_acked_features(struct vhu_backend *be, uint64_t features);
+uint64_t vhu_be_protocol_features(struct vhu_backend *be);
+void vhu_be_reset_device(struct vhu_backend *be);
+void vhu_be_set_event_idx(struct vhu_backend *be, bool enabled);
+int vhu_be_get_config(struct vhu_backend *be, uint32_t offset, void *buf, uint32_t size);
+int vhu_be_set_config(struct vhu_backend *be, uint32_t offset, const void *buf, uint32_t size);
+int vhu_be_update_memory(struct vhu_backend *be, struct vhu_mem *mem);
+void vhu_be_set_backend_req_fd(struct vhu_backend *be, struct vhu_channel *ch);
+int vhu_be_get_shared_object(struct vhu_backend *be, const uint8_t uuid[16]);
+int vhu_be_set_gpu_socket(struct vhu_backend *be, int fd);
+int vhu_be_queues_per_thread(struct vhu_backend *be, uint64_t *masks, unsigned max);
+int vhu_be_exit_event(struct vhu_backend *be, unsigned thread);
+int vhu_be_handle_event(struct vhu_backend *be, uint16_t device_event, uint32_t evset,
+                        struct vhu_vring **vrings, unsigned nvrings, unsigned thread_id);
+int vhu_be_set_device_state_fd(struct vhu_backend *be, enum vhu_state_direction dir,
+                               enum vhu_state_phase phase, int fd, int *reply_fd);
+int vhu_be_check_device_state(struct vhu_backend *be);
+
+/* ---- channel.c -------------------------------------------------------- */
+
+/* Wrap the SET_BACKEND_REQ_FD socket (ownership taken). NULL on ENOMEM
+ * (fd closed then). */
+struct vhu_channel *vhu_channel_new(int fd, bool reply_ack);
+void vhu_channel_free(struct vhu_channel *ch);
+
+/* ---- worker.c --------------------------------------------------------- */
+
+struct vhu_worker {
+	struct vhu_daemon *d;
+	unsigned id;
+	pthread_t thread;
+	bool running; /* thread created */
+	int epfd;
+	int wake_fd;             /* internal eventfd: wake-up and exit */
+	int dev_exit_fd;         /* device's exit_event, or -1 (not owned) */
+	uint64_t mask;           /* queues served */
+	_Atomic uint64_t active; /* queues handle_event may be called for */
+	_Atomic uint32_t seq;    /* odd while processing events */
+	atomic_uint waiters;     /* synchronize() callers sleeping on seq */
+	atomic_bool stop;        /* asked to exit */
+	atomic_bool exited;      /* thread left its loop */
+	_Atomic uint32_t park;   /* handler asks it to park between batches */
+	_Atomic uint32_t parked; /* it is parked */
+	uint64_t pending;        /* kicks seen while inactive (worker-local) */
+};
+
+int vhu_workers_start(struct vhu_daemon *d);
+/* Ask every worker to exit and join them. */
+void vhu_workers_stop(struct vhu_daemon *d);
+/*
+ * Park every worker between two epoll batches (none is inside a callback
+ * or holds an event collected earlier) until vhu_workers_unpark().  Nests.
+ * Handler thread only; vhu_workers_synchronize() treats parked workers as
+ * quiescent.
+ */
+void vhu_workers_park(struct vhu_daemon *d);
+void vhu_workers_unpark(struct vhu_daemon *d);
+/* Watch / unwatch queue q's kick fd in its worker's epoll set. */
+int vhu_worker_watch_kick(struct vhu_daemon *d, unsigned q, int fd);
+void vhu_worker_unwatch_kick(struct vhu_daemon *d, unsigned q, int fd);
+/* Allow or forbid handle_event for queue q; allowing wakes the worker so
+ * that kicks that came while it was forbidden are handled. */
+void vhu_worker_set_active(struct vhu_daemon *d, unsigned q, bool on);
+
+/* ---- handler.c -------------------------------------------------------- */
+
+/* Handler-side state of queue q. */
+struct vhu_qctl {
+	bool watched;  /* kick fd registered with the worker */
+	bool own_kick; /* kick fd is our eventfd (NOFD / in-band kicks) */
+};
+
+/* State of the front end being served. */
+struct vhu_conn {
+	int sock;
+	bool owner;
+	bool features_set;
+	uint64_t acked_features;
+	uint64_t acked_pf;
+	uint8_t status;
+	struct vhu_mem *mem; /* reference held; NULL before SET_MEM_TABLE */
+	struct vhu_dirty *dirty;
+	struct vhu_inflight *inflight;
+	struct vhu_channel *channel;
+	int log_call_fd;
+	struct vhu_qctl q[VHU_MAX_QUEUES];
+	struct vhu_msg reply; /* reply being built */
+};
+
+/* Start serving a new front end on sock (borrowed). */
+void vhu_conn_begin(struct vhu_daemon *d, int sock);
+/* Handle one request (fds consumed).  0 to go on, or -errno when the
+ * connection must be dropped. */
+int vhu_conn_handle(struct vhu_daemon *d, struct vhu_msg *msg);
+/* The front end is gone: stop rings, drop every resource, reset the
+ * device. */
+void vhu_conn_end(struct vhu_daemon *d);
+
+/* ---- daemon.c --------------------------------------------------------- */
+
+struct vhu_daemon {
+	struct vhu_backend be;
+	const char *name;
+	unsigned poll_us;
+	unsigned max_connections;
+	enum vhu_vring_flavour flavour;
+
+	unsigned nq;
+	unsigned max_qsize;
+	uint64_t features; /* offered, PROTOCOL_FEATURES included */
+	uint64_t pf;       /* offered protocol features */
+
+	struct vhu_vring *vrings;
+	struct vhu_vring **vring_ptrs;
+	int16_t queue_worker[VHU_MAX_QUEUES]; /* -1: no worker serves it */
+
+	struct vhu_worker *workers;
+	unsigned nworkers;
+	atomic_uint sync_req; /* synchronize() in progress: stop polling */
+	unsigned park_depth;  /* vhu_workers_park() nesting (handler only) */
+
+	struct vhu_conn conn;
+	_Atomic uint64_t acked_features;
+	_Atomic uint64_t connections;
+
+	int stop_fd; /* eventfd written by vhu_daemon_stop */
+	pthread_t serve_thread;
+	bool serving_thread;
+	atomic_bool serving; /* inside serve()/serve_fd() */
+	char *start_path;
+	int start_fd;
+	int serve_result;
+};
+
+#endif

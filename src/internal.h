@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private contract between the library's modules.
+ *
+ *   msg.c      framing + SCM_RIGHTS           (vhu_msg_send/recv)
+ *   mem.c      guest memory snapshots          (struct vhu_mem)
+ *   log.c      diagnostics (vhu_log) and the dirty-page bitmap (vhu_dirty)
+ *   vring.c    ring-independent vring object, locking, stats, notify
+ *   vring_split.c  split-ring layout (pop/push/event idx)
+ *   inflight.c INFLIGHT_SHMFD shared region and resubmission
+ *   backend.c  calling device ops with defaults and the lock mode
+ *   handler.c  one function per front-end request
+ *   worker.c   epoll worker threads, listeners, polling, quiescence
+ *   daemon.c   listen/accept/serve loop, start/wait/stop
+ *   channel.c  back-end -> front-end channel
+ */
+#ifndef VHU_INTERNAL_H
+#define VHU_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vhu/vhu.h"
+
+#define VHU_LOGE(...) vhu_log(VHU_LOG_ERROR, __VA_ARGS__)
+#define VHU_LOGW(...) vhu_log(VHU_LOG_WARN, __VA_ARGS__)
+#define VHU_LOGI(...) vhu_log(VHU_LOG_INFO, __VA_ARGS__)
+#define VHU_LOGD(...) vhu_log(VHU_LOG_DEBUG, __VA_ARGS__)
+
+#define VHU_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- mem.c ------------------------------------------------------------ */
+
+struct vhu_mem_region {
+	atomic_uint refs; /* shared between snapshots */
+	uint64_t gpa, size, uva, mmap_offset;
+	void *map;	   /* mmap() result */
+	size_t map_size;   /* mmap length (size + mmap_offset) */
+	uint8_t *hva;	   /* map + mmap_offset */
+};
+
+struct vhu_mem {
+	atomic_uint refs;
+	unsigned nregions;
+	struct vhu_mem_region **regions; /* sorted by gpa, no overlaps */
+};
+
+/* Slow path of vhu_mem_gpa_hint(): binary search, updates *hint. */
+void *vhu_mem_gpa_find(const struct vhu_mem *mem, uint64_t gpa, uint64_t len, unsigned *hint);
+
+/* Data-path gpa -> hva: [gpa, gpa+len) inside one region, or NULL.  *hint
+ * caches the region index of the last hit (any value is safe). */
+static inline void *vhu_mem_gpa_hint(const struct vhu_mem *mem, uint64_t gpa, uint64_t len,
+				     unsigned *hint)
+{
+	unsigned h = *hint;
+
+	if (h < mem->nregions) {
+		const struct vhu_mem_region *r = mem->regions[h];
+		uint64_t off = gpa - r->gpa;
+
+		if (gpa >= r->gpa && off < r->size && len <= r->size - off)
+			return r->hva + off;
+	}
+	return vhu_mem_gpa_find(mem, gpa, len, hint);
+}
+
+/* vhu_mem_gpa_to_iov() with a region hint; iov may be NULL (then only
+ * validates and counts, max ignored). */
+int vhu_mem_gpa_to_iov_hint(const struct vhu_mem *mem, uint64_t gpa, uint64_t len,
+			    struct iovec *iov, unsigned max, unsigned *hint);
+/* vhu_mem_hva_to_gpa() trying region *hint first. */
+int vhu_mem_hva_to_gpa_hint(const struct vhu_mem *mem, const void *hva, uint64_t *gpa,
+			    unsigned *hint);
+
+/* Empty snapshot (no regions). */
+struct vhu_mem *vhu_mem_new_empty(void);
+/* Map `n` regions from SET_MEM_TABLE (fds borrowed, not closed).  Rejects
+ * zero sizes, gpa/uva/offset overflow, overlapping gpa or uva ranges,
+ * bad fds.  On failure nothing stays mapped.  0 or -errno. */
+int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d,
+		      const int *fds, unsigned n);
+/* New snapshot = old + one region (fd borrowed). -ENOSPC past
+ * VHU_MAX_MEM_SLOTS, -EINVAL on overlap/overflow. */
+int vhu_mem_add(struct vhu_mem **out, const struct vhu_mem *old,
+		const struct vhu_mem_region_desc *d, int fd);
+/* New snapshot = old - the region matching gpa and size (uva may be 0 as
+ * QEMU sends it).  -ENOENT if none matches. */
+int vhu_mem_remove(struct vhu_mem **out, const struct vhu_mem *old,
+		   const struct vhu_mem_region_desc *d);
+
+/* ---- log.c: dirty-page bitmap for migration --------------------------- */
+
+#define VHU_LOG_PAGE 4096u
+
+struct vhu_dirty {
+	uint8_t *bitmap; /* one bit per 4 KiB guest page */
+	void *map;
+	size_t map_size;
+	uint64_t bits; /* pages covered */
+};
+
+/* Map the front end's log (fd borrowed). 0 or -errno. */
+int vhu_dirty_new(struct vhu_dirty **out, int fd, uint64_t size, uint64_t offset);
+void vhu_dirty_free(struct vhu_dirty *log);
+/* Mark [gpa, gpa+len) dirty with atomic ORs; silently clipped to the
+ * bitmap (a guest address past it is logged once as a warning). */
+void vhu_dirty_mark(struct vhu_dirty *log, uint64_t gpa, uint64_t len);
+
+/* ---- inflight.c ------------------------------------------------------- */
+
+struct vhu_inflight {
+	void *map;
+	size_t size;
+	int fd;
+	uint16_t num_queues;
+	uint16_t queue_size;
+};
+
+/* GET_INFLIGHT_FD: create a zeroed memfd region for nq queues of qsize. */
+int vhu_inflight_create(struct vhu_inflight **out, uint16_t nq, uint16_t qsize);
+/* SET_INFLIGHT_FD: map the region the front end kept (fd: ownership taken
+ * on success).  Validates size against nq/qsize. */
+int vhu_inflight_set(struct vhu_inflight **out, int fd, uint64_t size, uint64_t offset,
+		     uint16_t nq, uint16_t qsize);
+void vhu_inflight_free(struct vhu_inflight *inf);
+/* Start of queue q's area, or NULL. */
+void *vhu_inflight_queue(struct vhu_inflight *inf, unsigned q);
+/* Entries (queue_size) of the live inflight region containing queue area
+ * `area`, or 0 if `area` is not the start of a queue area of a live region
+ * (vring start validates vr->inflight with it). */
+uint16_t vhu_inflight_area_entries(const void *area);
+
+/* ---- vring.c / vring_split.c ----------------------------------------- */
+
+struct vhu_vring_ops; /* layout: split (packed later) */
+
+struct vhu_vring {
+	unsigned index;
+	enum vhu_vring_flavour flavour;
+	pthread_mutex_t mutex;
+	pthread_rwlock_t rwlock;
+
+	/* Configuration from the front end (handler thread). */
+	uint32_t num;
+	struct vhu_vring_addr addr;
+	bool addr_set;
+	uint16_t base; /* SET_VRING_BASE */
+	int kick_fd, call_fd, err_fd;
+	bool enabled, started, failed;
+	uint64_t features; /* acked virtio features at start */
+	unsigned thread;   /* worker that serves it */
+
+	/* Shared context (set by the handler; read by the data path). */
+	struct vhu_mem *_Atomic mem;	    /* current snapshot, borrowed */
+	struct vhu_dirty *_Atomic dirty;    /* NULL unless LOG_ALL + log base */
+	void *inflight;			    /* queue area in the inflight region */
+
+	/* Data-path state, owned by vring.c / vring_split.c. */
+	const struct vhu_vring_ops *ops;
+	void *desc, *avail, *used; /* host addresses of the ring parts */
+	uint16_t last_avail_idx;
+	uint16_t shadow_avail_idx;
+	uint16_t used_idx;
+	uint16_t signalled_used;
+	bool signalled_used_valid;
+	bool event_idx;
+	bool notify_disabled;
+	uint16_t inuse;	      /* popped, not yet pushed */
+	uint16_t *resubmit;   /* inflight heads to hand out again, or NULL */
+	uint16_t nresubmit, resubmit_pos;
+	uint64_t inflight_counter;
+	unsigned region_hint; /* last region hit (translation cache) */
+	/* Per-head bookkeeping sized at start (vring_split.c): head_state[h]
+	 * is 0 (free), 1 (popped, not pushed) or 2 (waiting in resubmit);
+	 * avail_heads[i % num] is the head popped at avail position i (for
+	 * unpop); avail_pops counts pops from avail that unpop may rewind. */
+	uint8_t *head_state;
+	uint16_t *avail_heads;
+	uint32_t alloc_num;
+	uint16_t avail_pops;
+	unsigned log_hint; /* region hint for hva->gpa when dirty logging */
+
+	struct {
+		_Atomic uint64_t requests, kicks, calls, suppressed, polls, errors;
+	} stats;
+};
+
+/* Initialise a vring object (no fds, not started). */
+int vhu_vring_init(struct vhu_vring *vr, unsigned index, enum vhu_vring_flavour fl);
+void vhu_vring_destroy(struct vhu_vring *vr);
+/* Back to the initial state: stops, closes kick/call/err fds, forgets
+ * addresses and base, clears failed; counters are kept. */
+void vhu_vring_reset(struct vhu_vring *vr);
+/*
+ * Start processing: translate addr with mem (-EFAULT if any part of the
+ * desc/avail/used areas for `num` entries is unmapped or misaligned,
+ * -EINVAL if num is not a power of two <= VHU_MAX_QUEUE_SIZE), pick the
+ * layout from features, adopt base, and, with an inflight area, build the
+ * resubmit list.  Caller holds the vring lock and the worker is quiescent.
+ */
+int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features);
+/* Stop processing; returns the next avail index to use (for
+ * GET_VRING_BASE). */
+uint16_t vhu_vring_stop(struct vhu_vring *vr);
+/* Re-translate ring addresses for a new memory snapshot (running ring).
+ * On -EFAULT the ring is failed. */
+int vhu_vring_remap(struct vhu_vring *vr, struct vhu_mem *mem);
+/* Count a kick (called by the worker after draining the kick fd). */
+void vhu_vring_count_kick(struct vhu_vring *vr);
+
+/* ---- backend.c: device ops with defaults + lock mode ----------------- */
+
+struct vhu_backend {
+	const struct vhu_backend_ops *ops;
+	void *dev;
+	enum vhu_lock_mode lock;
+	pthread_mutex_t mutex;
+	pthread_rwlock_t rwlock;
+};
+
+/* ---- worker.c --------------------------------------------------------- */
+
+struct vhu_daemon;
+
+/* Make sure every worker has left any device callback it was in when this
+ * was called (quiescent-state barrier).  Handler thread only. */
+void vhu_workers_synchronize(struct vhu_daemon *d);
+
+#endif

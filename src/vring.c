@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The layout-independent part of a vring: lifecycle, locking per flavour,
+ * counters, notification and failure.  The layout (vhu_vring_ops) does the
+ * ring accesses.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vring_impl.h"
+
+static void stat_add(_Atomic uint64_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+int vhu_vring_init(struct vhu_vring *vr, unsigned index, enum vhu_vring_flavour fl)
+{
+	memset(vr, 0, sizeof(*vr));
+	vr->index = index;
+	vr->flavour = fl;
+	vr->kick_fd = vr->call_fd = vr->err_fd = -1;
+	vr->ops = &vhu_split_ops;
+	atomic_init(&vr->mem, NULL);
+	atomic_init(&vr->dirty, NULL);
+	if (pthread_mutex_init(&vr->mutex, NULL))
+		return -ENOMEM;
+	if (pthread_rwlock_init(&vr->rwlock, NULL)) {
+		pthread_mutex_destroy(&vr->mutex);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void vhu_vring_destroy(struct vhu_vring *vr)
+{
+	vhu_vring_reset(vr);
+	free(vr->head_state);
+	free(vr->avail_heads);
+	free(vr->resubmit);
+	vr->head_state = NULL;
+	vr->avail_heads = NULL;
+	vr->resubmit = NULL;
+	vr->alloc_num = 0;
+	pthread_mutex_destroy(&vr->mutex);
+	pthread_rwlock_destroy(&vr->rwlock);
+}
+
+/* mem, dirty and inflight are the handler's shared context: left alone. */
+void vhu_vring_reset(struct vhu_vring *vr)
+{
+	vhu_vring_stop(vr);
+	close_fd(&vr->kick_fd);
+	close_fd(&vr->call_fd);
+	close_fd(&vr->err_fd);
+	memset(&vr->addr, 0, sizeof(vr->addr));
+	vr->addr_set = false;
+	vr->num = 0;
+	vr->base = 0;
+	vr->enabled = false;
+	__atomic_store_n(&vr->failed, false, __ATOMIC_RELAXED);
+	vr->features = 0;
+	vr->desc = vr->avail = vr->used = NULL;
+	vr->last_avail_idx = vr->shadow_avail_idx = vr->used_idx = 0;
+	vr->signalled_used = 0;
+	vr->signalled_used_valid = false;
+	vr->event_idx = vr->notify_disabled = false;
+	vr->inuse = vr->nresubmit = vr->resubmit_pos = vr->avail_pops = 0;
+	vr->inflight_counter = 0;
+}
+
+int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features)
+{
+	int ret;
+
+	if (vr->num == 0 || vr->num > VHU_MAX_QUEUE_SIZE || (vr->num & (vr->num - 1)))
+		return -EINVAL;
+	if (!vr->addr_set || !mem)
+		return -EINVAL;
+	if (features & VHU_BIT(VHU_F_RING_PACKED))
+		return -ENOTSUP; /* packed layout: add its ops table */
+	vr->started = false;
+	vr->ops = &vhu_split_ops;
+	vr->features = features;
+	vr->event_idx = !!(features & VHU_BIT(VHU_F_RING_EVENT_IDX));
+	ret = vr->ops->map(vr, mem);
+	if (ret) {
+		VHU_LOGE("vring %u: ring addresses are not inside guest memory", vr->index);
+		return ret;
+	}
+	atomic_store_explicit(&vr->mem, mem, memory_order_release);
+	/* A new start is a new ring: forget an earlier failure. */
+	__atomic_store_n(&vr->failed, false, __ATOMIC_RELAXED);
+	ret = vr->ops->start(vr);
+	if (ret)
+		return ret;
+	vr->started = true;
+	return 0;
+}
+
+uint16_t vhu_vring_stop(struct vhu_vring *vr)
+{
+	vr->started = false;
+	return vr->last_avail_idx;
+}
+
+int vhu_vring_remap(struct vhu_vring *vr, struct vhu_mem *mem)
+{
+	int ret = 0;
+
+	if (vr->started && !vhu_vring_failed(vr)) {
+		ret = mem ? vr->ops->map(vr, mem) : -EFAULT;
+		if (ret) {
+			vhu_vring_fail(vr, "ring no longer inside guest memory");
+			return ret;
+		}
+	}
+	atomic_store_explicit(&vr->mem, mem, memory_order_release);
+	vr->region_hint = vr->log_hint = 0;
+	return ret;
+}
+
+void vhu_vring_count_kick(struct vhu_vring *vr)
+{
+	stat_add(&vr->stats.kicks);
+}
+
+/* ---- data path ------------------------------------------------------------ */
+
+static inline bool running(const struct vhu_vring *vr)
+{
+	return vr->started && !vhu_vring_failed(vr);
+}
+
+int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)
+{
+	if (vhu_vring_failed(vr))
+		return -EIO;
+	if (!vr->started || !vr->enabled)
+		return 0;
+	return vr->ops->pop(vr, c);
+}
+
+int vhu_vring_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written)
+{
+	if (vhu_vring_failed(vr))
+		return -EIO;
+	if (!vr->started || !c)
+		return -EINVAL;
+	return vr->ops->push(vr, c, written);
+}
+
+int vhu_vring_unpop(struct vhu_vring *vr, unsigned n)
+{
+	if (!running(vr))
+		return -EINVAL;
+	return n ? vr->ops->unpop(vr, n) : 0;
+}
+
+int vhu_vring_signal(struct vhu_vring *vr)
+{
+	uint64_t one = 1;
+
+	if (vr->call_fd < 0)
+		return 0;
+	/* EAGAIN: the counter is saturated, the driver will see it anyway. */
+	if (write(vr->call_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	stat_add(&vr->stats.calls);
+	return 1;
+}
+
+int vhu_vring_notify(struct vhu_vring *vr)
+{
+	if (!running(vr))
+		return 0;
+	/* Nothing pushed since the last decision: nothing to tell. */
+	if (vr->signalled_used_valid && vr->signalled_used == vr->used_idx)
+		return 0;
+	if (!vr->ops->need_notify(vr)) {
+		stat_add(&vr->stats.suppressed);
+		return 0;
+	}
+	return vhu_vring_signal(vr);
+}
+
+void vhu_vring_disable_notification(struct vhu_vring *vr)
+{
+	if (running(vr))
+		vr->ops->set_notification(vr, false);
+	else
+		vr->notify_disabled = true;
+}
+
+bool vhu_vring_enable_notification(struct vhu_vring *vr)
+{
+	if (!running(vr)) {
+		vr->notify_disabled = false;
+		return false;
+	}
+	return vr->ops->set_notification(vr, true) && vr->enabled;
+}
+
+bool vhu_vring_has_avail(struct vhu_vring *vr)
+{
+	return running(vr) && vr->enabled && vr->ops->has_avail(vr);
+}
+
+void vhu_vring_fail(struct vhu_vring *vr, const char *why)
+{
+	uint64_t one = 1;
+
+	if (__atomic_exchange_n(&vr->failed, true, __ATOMIC_ACQ_REL))
+		return; /* reported once */
+	stat_add(&vr->stats.errors);
+	VHU_LOGE("vring %u failed: %s", vr->index, why ? why : "error");
+	if (vr->err_fd >= 0 && write(vr->err_fd, &one, sizeof(one)) < 0)
+		VHU_LOGW("vring %u: cannot signal the error eventfd", vr->index);
+}
+
+/* ---- accessors ---------------------------------------------------------------- */
+
+unsigned vhu_vring_index(const struct vhu_vring *vr)
+{
+	return vr->index;
+}
+
+unsigned vhu_vring_size(const struct vhu_vring *vr)
+{
+	return vr->num;
+}
+
+bool vhu_vring_started(const struct vhu_vring *vr)
+{
+	return vr->started;
+}
+
+bool vhu_vring_enabled(const struct vhu_vring *vr)
+{
+	return vr->enabled;
+}
+
+bool vhu_vring_failed(const struct vhu_vring *vr)
+{
+	return __atomic_load_n(&vr->failed, __ATOMIC_RELAXED);
+}
+
+int vhu_vring_kick_fd(const struct vhu_vring *vr)
+{
+	return vr->kick_fd;
+}
+
+int vhu_vring_call_fd(const struct vhu_vring *vr)
+{
+	return vr->call_fd;
+}
+
+struct vhu_mem *vhu_vring_mem(const struct vhu_vring *vr)
+{
+	return atomic_load_explicit(&((struct vhu_vring *)vr)->mem, memory_order_acquire);
+}
+
+void vhu_vring_lock(struct vhu_vring *vr)
+{
+	if (vr->flavour == VHU_VRING_MUTEX)
+		pthread_mutex_lock(&vr->mutex);
+	else if (vr->flavour == VHU_VRING_RWLOCK)
+		pthread_rwlock_wrlock(&vr->rwlock);
+}
+
+void vhu_vring_unlock(struct vhu_vring *vr)
+{
+	if (vr->flavour == VHU_VRING_MUTEX)
+		pthread_mutex_unlock(&vr->mutex);
+	else if (vr->flavour == VHU_VRING_RWLOCK)
+		pthread_rwlock_unlock(&vr->rwlock);
+}
+
+void vhu_vring_lock_shared(struct vhu_vring *vr)
+{
+	if (vr->flavour == VHU_VRING_MUTEX)
+		pthread_mutex_lock(&vr->mutex);
+	else if (vr->flavour == VHU_VRING_RWLOCK)
+		pthread_rwlock_rdlock(&vr->rwlock);
+}
+
+void vhu_vring_unlock_shared(struct vhu_vring *vr)
+{
+	vhu_vring_unlock(vr);
+}
+
+void vhu_vring_get_stats(const struct vhu_vring *vr, struct vhu_vring_stats *st)
+{
+	struct vhu_vring *v = (struct vhu_vring *)vr;
+
+	st->requests = atomic_load_explicit(&v->stats.requests, memory_order_relaxed);
+	st->kicks = atomic_load_explicit(&v->stats.kicks, memory_order_relaxed);
+	st->calls = atomic_load_explicit(&v->stats.calls, memory_order_relaxed);
+	st->suppressed = atomic_load_explicit(&v->stats.suppressed, memory_order_relaxed);
+	st->polls = atomic_load_explicit(&v->stats.polls, memory_order_relaxed);
+	st->errors = atomic_load_explicit(&v->stats.errors, memory_order_relaxed);
+}

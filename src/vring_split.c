@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Split virtqueue layout (virtio 1.x, 2.7): descriptor table, avail ring,
+ * used ring, optional EVENT_IDX fields, one level of indirect tables, and
+ * inflight tracking (libvhost-user's two-step used update).
+ *
+ * Everything read from guest memory is read once into a local and then
+ * checked: the guest may rewrite it concurrently.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vring_impl.h"
+
+#define DESC_F_NEXT          1u
+#define DESC_F_WRITE         2u
+#define DESC_F_INDIRECT      4u
+#define AVAIL_F_NO_INTERRUPT 1u
+#define USED_F_NO_NOTIFY     1u
+
+struct vdesc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vavail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[]; /* then used_event */
+};
+
+struct vused_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct vused {
+	uint16_t flags;
+	uint16_t idx;
+	struct vused_elem ring[]; /* then avail_event */
+};
+
+/* Keep the compiler from re-reading guest memory behind a local copy. */
+#define compiler_barrier() __asm__ __volatile__("" ::: "memory")
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+static inline struct vavail *avail(const struct vhu_vring *vr)
+{
+	return vr->avail;
+}
+
+static inline struct vused *used(const struct vhu_vring *vr)
+{
+	return vr->used;
+}
+
+static inline uint16_t *used_event(const struct vhu_vring *vr)
+{
+	return &avail(vr)->ring[vr->num];
+}
+
+static inline uint16_t *avail_event(const struct vhu_vring *vr)
+{
+	return (uint16_t *)&used(vr)->ring[vr->num];
+}
+
+static int split_fail(struct vhu_vring *vr, const char *why)
+{
+	vhu_vring_fail(vr, why);
+	return -EIO;
+}
+
+/* ---- dirty logging ------------------------------------------------------ */
+
+static inline struct vhu_dirty *dirty_log(const struct vhu_vring *vr)
+{
+	return atomic_load_explicit(&((struct vhu_vring *)vr)->dirty, memory_order_acquire);
+}
+
+/* Log a write to the used ring at byte offset off (if the front end asked
+ * for used-ring logging with VHOST_VRING_F_LOG). */
+static void log_used(struct vhu_vring *vr, struct vhu_dirty *log, uint64_t off, uint64_t len)
+{
+	if (log && (vr->addr.flags & (1u << VHU_VRING_F_LOG)))
+		vhu_dirty_mark(log, vr->addr.log_guest_addr + off, len);
+}
+
+/* Log the first `written` bytes of the chain's writable iovecs. */
+static void log_written(struct vhu_vring *vr, const struct vhu_mem *mem, struct vhu_dirty *log,
+                        const struct vhu_chain *c, uint64_t written)
+{
+	for (uint32_t i = 0; written && i < c->in_num; i++) {
+		const struct iovec *v = &c->iov[c->out_num + i];
+		uint64_t n = v->iov_len < written ? v->iov_len : written;
+		uint64_t gpa;
+
+		if (n && vhu_mem_hva_to_gpa_hint(mem, v->iov_base, &gpa, &vr->log_hint) == 0)
+			vhu_dirty_mark(log, gpa, n);
+		written -= n;
+	}
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static void *map_part(const struct vhu_mem *mem, uint64_t uva, uint64_t len, unsigned align)
+{
+	uint8_t *p;
+
+	if (uva % align)
+		return NULL;
+	p = vhu_mem_uva_to_hva(mem, uva, len);
+	return p && (uintptr_t)p % align == 0 ? p : NULL;
+}
+
+static int split_map(struct vhu_vring *vr, const struct vhu_mem *mem)
+{
+	uint64_t num = vr->num, ev = vr->event_idx ? 2 : 0;
+	void *d, *a, *u;
+
+	d = map_part(mem, vr->addr.desc_user_addr, 16 * num, 16);
+	a = map_part(mem, vr->addr.avail_user_addr, 4 + 2 * num + ev, 2);
+	u = map_part(mem, vr->addr.used_user_addr, 4 + 8 * num + ev, 4);
+	if (!d || !a || !u)
+		return -EFAULT;
+	vr->desc = d;
+	vr->avail = a;
+	vr->used = u;
+	return 0;
+}
+
+static int alloc_state(struct vhu_vring *vr)
+{
+	if (vr->alloc_num >= vr->num)
+		return 0;
+	free(vr->head_state);
+	free(vr->avail_heads);
+	free(vr->resubmit);
+	vr->alloc_num = 0;
+	vr->head_state = calloc(vr->num, 1);
+	vr->avail_heads = calloc(vr->num, sizeof(uint16_t));
+	vr->resubmit = calloc(vr->num, sizeof(uint16_t));
+	if (!vr->head_state || !vr->avail_heads || !vr->resubmit)
+		return -ENOMEM;
+	vr->alloc_num = vr->num;
+	return 0;
+}
+
+struct resub {
+	uint64_t counter;
+	uint16_t head;
+};
+
+static int cmp_resub(const void *a, const void *b)
+{
+	const struct resub *x = a, *y = b;
+	return x->counter < y->counter ? -1 : x->counter > y->counter;
+}
+
+/* First use of a queue area (or one we cannot interpret): track afresh. */
+static void inflight_init(struct vhu_vring *vr, struct vhu_inflight_queue *q, uint16_t entries)
+{
+	if (q->version != 0)
+		VHU_LOGW("vring %u: inflight area version %u unknown, reinitialised", vr->index,
+		         q->version);
+	memset(q->desc, 0, entries * sizeof(q->desc[0]));
+	q->desc_num = entries;
+	q->last_batch_head = 0;
+	q->used_idx = vr->used_idx;
+	compiler_barrier();
+	q->version = VHU_INFLIGHT_VERSION;
+	vr->inflight_counter = 1;
+}
+
+/*
+ * Reconnect after a crash (libvhost-user's vu_check_queue_inflights): undo
+ * a half-finished push, then queue every head still marked inflight for
+ * resubmission, oldest first; the driver's avail position is the used index
+ * plus the heads still outstanding.
+ */
+static int inflight_recover(struct vhu_vring *vr)
+{
+	struct vhu_inflight_queue *q = vr->inflight;
+	uint16_t entries = vhu_inflight_area_entries(q);
+	struct resub *rs;
+	unsigned n = 0;
+
+	if (!entries || vr->num > entries) {
+		VHU_LOGE("vring %u: inflight area invalid or smaller than the ring", vr->index);
+		return -EINVAL;
+	}
+	if (q->version != VHU_INFLIGHT_VERSION) {
+		inflight_init(vr, q, entries);
+		return 0;
+	}
+	if (q->used_idx != vr->used_idx) {
+		uint16_t h = q->last_batch_head;
+		if (h < vr->num)
+			q->desc[h].inflight = 0;
+		compiler_barrier();
+		q->used_idx = vr->used_idx;
+	}
+	rs = malloc(vr->num * sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	for (uint16_t i = 0; i < vr->num; i++) {
+		if (q->desc[i].inflight == 1) {
+			rs[n].counter = q->desc[i].counter;
+			rs[n++].head = i;
+		}
+	}
+	qsort(rs, n, sizeof(*rs), cmp_resub);
+	vr->inflight_counter = n ? rs[n - 1].counter + 1 : 1;
+	for (unsigned i = 0; i < n; i++) {
+		vr->resubmit[i] = rs[i].head;
+		vr->head_state[rs[i].head] = 2;
+	}
+	free(rs);
+	vr->nresubmit = (uint16_t)n;
+	vr->last_avail_idx = vr->shadow_avail_idx = (uint16_t)(vr->used_idx + n);
+	if (n)
+		VHU_LOGI("vring %u: resubmitting %u inflight requests", vr->index, n);
+	return 0;
+}
+
+static int split_start(struct vhu_vring *vr)
+{
+	struct vhu_dirty *log = dirty_log(vr);
+	int ret = alloc_state(vr);
+
+	if (ret)
+		return ret;
+	memset(vr->head_state, 0, vr->num);
+	/* The used index lives in guest memory: after a reconnect or migration
+	 * it, not SET_VRING_BASE, says where completions continue. */
+	vr->used_idx = __atomic_load_n(&used(vr)->idx, __ATOMIC_ACQUIRE);
+	vr->last_avail_idx = vr->shadow_avail_idx = vr->base;
+	vr->avail_pops = 0;
+	vr->inuse = 0;
+	vr->nresubmit = vr->resubmit_pos = 0;
+	vr->signalled_used_valid = false;
+	vr->notify_disabled = false;
+	vr->region_hint = vr->log_hint = 0;
+	if (vr->inflight) {
+		ret = inflight_recover(vr);
+		if (ret)
+			return ret;
+	}
+	if ((uint16_t)(vr->last_avail_idx - vr->used_idx) > vr->num)
+		VHU_LOGW("vring %u: avail index %u and used index %u are inconsistent", vr->index,
+		         vr->last_avail_idx, vr->used_idx);
+	/* A previous back end may have left kicks suppressed. */
+	__atomic_store_n(&used(vr)->flags, 0, __ATOMIC_RELAXED);
+	log_used(vr, log, 0, 2);
+	if (vr->event_idx) {
+		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
+		log_used(vr, log, 4 + 8 * (uint64_t)vr->num, 2);
+	}
+	/* Resubmissions must not wait for the driver's next kick. */
+	if (vr->nresubmit && vr->kick_fd >= 0) {
+		uint64_t one = 1;
+		if (write(vr->kick_fd, &one, sizeof(one)) < 0)
+			VHU_LOGW("vring %u: self-kick failed", vr->index);
+	}
+	return 0;
+}
+
+/* ---- pop ------------------------------------------------------------------ */
+
+static inline bool range_wraps(uint64_t addr, uint32_t len)
+{
+	return len && addr + (len - 1) < addr;
+}
+
+/* Map one descriptor's buffer into iovecs; -ENOBUFS when out of room. */
+static inline int map_buf(struct vhu_vring *vr, const struct vhu_mem *mem, const struct vdesc *d,
+                          struct vhu_chain *c, uint32_t *niov, bool *e2big)
+{
+	int n;
+
+	if (likely(!*e2big && c->iov && *niov < c->iov_max)) {
+		void *p = vhu_mem_gpa_hint(mem, d->addr, d->len, &vr->region_hint);
+		if (likely(p != NULL)) {
+			c->iov[*niov].iov_base = p;
+			c->iov[*niov].iov_len = d->len;
+			(*niov)++;
+			return 0;
+		}
+		/* Spans regions (or is unmapped). */
+		n = vhu_mem_gpa_to_iov_hint(mem, d->addr, d->len, c->iov + *niov,
+		                            c->iov_max - *niov, &vr->region_hint);
+		if (n >= 0) {
+			*niov += (uint32_t)n;
+			return 0;
+		}
+		if (n != -ENOBUFS)
+			return n;
+	}
+	*e2big = true;
+	/* Out of iovecs: keep validating so a bad chain still fails the ring. */
+	n = vhu_mem_gpa_to_iov_hint(mem, d->addr, d->len, NULL, 0, &vr->region_hint);
+	return n < 0 ? n : 0;
+}
+
+/* Walk the chain at head into c.  0, -E2BIG, or -EIO (ring failed). */
+static int map_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head,
+                     struct vhu_chain *c)
+{
+	const uint8_t *table = vr->desc;
+	uint32_t max = vr->num, i = head, seen = 0, niov = 0, nout = 0;
+	bool indirect = false, e2big = false, writable = false;
+	uint16_t ndesc = 0;
+
+	c->id = head;
+	c->out_len = c->in_len = 0;
+	for (;;) {
+		struct vdesc d;
+
+		if (unlikely(++seen > max))
+			return split_fail(vr, "descriptor chain loops or exceeds the ring size");
+		memcpy(&d, table + 16 * (size_t)i, sizeof(d));
+		compiler_barrier();
+		ndesc++;
+		if (unlikely(d.flags & DESC_F_INDIRECT)) {
+			if (indirect)
+				return split_fail(vr, "nested indirect descriptor");
+			if (!(vr->features & VHU_BIT(VHU_F_RING_INDIRECT_DESC)))
+				return split_fail(vr, "indirect descriptor not negotiated");
+			if (d.flags & DESC_F_NEXT)
+				return split_fail(vr, "indirect descriptor with NEXT");
+			if (d.len == 0 || d.len % 16 || d.len / 16 > VHU_MAX_QUEUE_SIZE)
+				return split_fail(vr, "bad indirect table length");
+			table = vhu_mem_gpa_hint(mem, d.addr, d.len, &vr->region_hint);
+			if (!table)
+				return split_fail(vr, "indirect table outside guest memory");
+			max = d.len / 16;
+			i = seen = 0;
+			indirect = true;
+			continue;
+		}
+		if (d.flags & DESC_F_WRITE) {
+			writable = true;
+			c->in_len += d.len;
+		} else {
+			if (unlikely(writable))
+				return split_fail(vr, "readable descriptor after a writable one");
+			c->out_len += d.len;
+		}
+		if (unlikely(range_wraps(d.addr, d.len)))
+			return split_fail(vr, "descriptor address + length wraps");
+		if (d.len && unlikely(map_buf(vr, mem, &d, c, &niov, &e2big) < 0))
+			return split_fail(vr, "descriptor outside guest memory");
+		if (!writable)
+			nout = niov;
+		if (!(d.flags & DESC_F_NEXT))
+			break;
+		i = d.next;
+		if (unlikely(i >= max))
+			return split_fail(vr, "descriptor next index out of range");
+	}
+	c->ndesc = ndesc;
+	c->out_num = e2big ? 0 : nout;
+	c->in_num = e2big ? 0 : niov - nout;
+	return e2big ? -E2BIG : 0;
+}
+
+static inline void mark_popped(struct vhu_vring *vr, uint16_t head, bool record)
+{
+	vr->head_state[head] = 1;
+	vr->inuse++;
+	if (record && vr->inflight) {
+		struct vhu_inflight_queue *q = vr->inflight;
+		q->desc[head].counter = vr->inflight_counter++;
+		compiler_barrier();
+		q->desc[head].inflight = 1;
+	}
+}
+
+static int finish_pop(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head,
+                      struct vhu_chain *c)
+{
+	int ret = map_chain(vr, mem, head, c);
+
+	if (ret == -EIO)
+		return ret;
+	atomic_store_explicit(&vr->stats.requests,
+	                      atomic_load_explicit(&vr->stats.requests, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	return ret ? ret : 1;
+}
+
+static int split_pop(struct vhu_vring *vr, struct vhu_chain *c)
+{
+	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
+	uint16_t head, pos;
+
+	if (unlikely(!mem))
+		return 0;
+	if (unlikely(vr->resubmit_pos < vr->nresubmit)) {
+		head = vr->resubmit[vr->resubmit_pos++];
+		mark_popped(vr, head, false);
+		return finish_pop(vr, mem, head, c);
+	}
+	if (vr->last_avail_idx == vr->shadow_avail_idx) {
+		/* Acquire: ring entries and descriptors are read after idx. */
+		uint16_t idx = __atomic_load_n(&avail(vr)->idx, __ATOMIC_ACQUIRE);
+
+		if (unlikely((uint16_t)(idx - vr->last_avail_idx) > vr->num))
+			return split_fail(vr, "avail index moved by more than the ring size");
+		vr->shadow_avail_idx = idx;
+		if (idx == vr->last_avail_idx)
+			return 0;
+	}
+	pos = vr->last_avail_idx & (uint16_t)(vr->num - 1);
+	head = __atomic_load_n(&avail(vr)->ring[pos], __ATOMIC_RELAXED);
+	if (unlikely(head >= vr->num))
+		return split_fail(vr, "avail ring head index out of range");
+	if (unlikely(vr->head_state[head]))
+		return split_fail(vr, "avail ring head already in use");
+	vr->avail_heads[pos] = head;
+	vr->last_avail_idx++;
+	if (vr->avail_pops < vr->num)
+		vr->avail_pops++;
+	mark_popped(vr, head, true);
+	if (vr->event_idx && !vr->notify_disabled) {
+		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
+		log_used(vr, dirty_log(vr), 4 + 8 * (uint64_t)vr->num, 2);
+	}
+	return finish_pop(vr, mem, head, c);
+}
+
+/* ---- push / unpop ----------------------------------------------------------- */
+
+static int split_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written)
+{
+	struct vhu_inflight_queue *q = vr->inflight;
+	struct vhu_dirty *log = dirty_log(vr);
+	uint16_t id = c->id, pos;
+	struct vused_elem e;
+
+	if (unlikely(id >= vr->num || vr->head_state[id] != 1))
+		return -EINVAL;
+	if (written > c->in_len)
+		written = (uint32_t)c->in_len;
+	if (unlikely(log != NULL) && written)
+		log_written(vr, atomic_load_explicit(&vr->mem, memory_order_acquire), log, c,
+		            written);
+	if (q) { /* step 1: a crash from here on is undone by last_batch_head */
+		q->last_batch_head = id;
+		compiler_barrier();
+	}
+	pos = vr->used_idx & (uint16_t)(vr->num - 1);
+	e.id = id;
+	e.len = written;
+	memcpy(&used(vr)->ring[pos], &e, sizeof(e));
+	vr->used_idx++;
+	/* Release: the element (and the buffers) before the index. */
+	__atomic_store_n(&used(vr)->idx, vr->used_idx, __ATOMIC_RELEASE);
+	if (unlikely(log != NULL)) {
+		log_used(vr, log, 4 + 8 * (uint64_t)pos, 8);
+		log_used(vr, log, 2, 2);
+	}
+	if (q) { /* step 2 */
+		compiler_barrier();
+		q->desc[id].inflight = 0;
+		compiler_barrier();
+		q->used_idx = vr->used_idx;
+	}
+	vr->head_state[id] = 0;
+	vr->inuse--;
+	return 0;
+}
+
+/* Most recent pops come from avail (after any resubmissions): take the last
+ * n back, avail ones first, checking every one is still outstanding. */
+static int split_unpop(struct vhu_vring *vr, unsigned n)
+{
+	unsigned na = n < vr->avail_pops ? n : vr->avail_pops, nr = n - na;
+	uint16_t mask = (uint16_t)(vr->num - 1);
+
+	if (n > vr->inuse || nr > vr->resubmit_pos)
+		return -EINVAL;
+	for (unsigned j = 0; j < na; j++)
+		if (vr->head_state[vr->avail_heads[(uint16_t)(vr->last_avail_idx - 1 - j) &
+		                                   mask]] != 1)
+			return -EINVAL;
+	for (unsigned j = 0; j < nr; j++)
+		if (vr->head_state[vr->resubmit[vr->resubmit_pos - 1 - j]] != 1)
+			return -EINVAL;
+	for (unsigned j = 0; j < na; j++) {
+		uint16_t h = vr->avail_heads[--vr->last_avail_idx & mask];
+		vr->head_state[h] = 0;
+		if (vr->inflight)
+			((struct vhu_inflight_queue *)vr->inflight)->desc[h].inflight = 0;
+	}
+	for (unsigned j = 0; j < nr; j++)
+		vr->head_state[vr->resubmit[--vr->resubmit_pos]] = 2;
+	vr->avail_pops -= (uint16_t)na;
+	vr->inuse -= (uint16_t)n;
+	return 0;
+}
+
+/* ---- notification ------------------------------------------------------------ */
+
+static bool split_has_avail(struct vhu_vring *vr)
+{
+	if (vr->resubmit_pos < vr->nresubmit || vr->shadow_avail_idx != vr->last_avail_idx)
+		return true;
+	return __atomic_load_n(&avail(vr)->idx, __ATOMIC_ACQUIRE) != vr->last_avail_idx;
+}
+
+/* virtio 2.7.10: has the used index passed the driver's event index? */
+static inline bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+static bool split_need_notify(struct vhu_vring *vr)
+{
+	uint16_t old = vr->signalled_used;
+	bool valid = vr->signalled_used_valid;
+
+	/* Order the used index store before reading the driver's flags or
+	 * used_event (the driver does the mirror image). */
+	atomic_thread_fence(memory_order_seq_cst);
+	vr->signalled_used = vr->used_idx;
+	vr->signalled_used_valid = true;
+	if ((vr->features & VHU_BIT(VHU_F_NOTIFY_ON_EMPTY)) && !vr->inuse && !split_has_avail(vr))
+		return true;
+	if (!vr->event_idx)
+		return !(__atomic_load_n(&avail(vr)->flags, __ATOMIC_RELAXED) &
+		         AVAIL_F_NO_INTERRUPT);
+	return !valid ||
+	       need_event(__atomic_load_n(used_event(vr), __ATOMIC_RELAXED), vr->used_idx, old);
+}
+
+static bool split_set_notification(struct vhu_vring *vr, bool enable)
+{
+	struct vhu_dirty *log = dirty_log(vr);
+
+	vr->notify_disabled = !enable;
+	if (!vr->event_idx) {
+		__atomic_store_n(&used(vr)->flags, enable ? 0 : USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+		log_used(vr, log, 0, 2);
+	} else if (enable) {
+		__atomic_store_n(avail_event(vr), vr->shadow_avail_idx, __ATOMIC_RELAXED);
+		log_used(vr, log, 4 + 8 * (uint64_t)vr->num, 2);
+	}
+	if (!enable)
+		return false;
+	/* The driver may have added buffers before it saw the change. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return split_has_avail(vr);
+}
+
+const struct vhu_vring_ops vhu_split_ops = {
+    .name = "split",
+    .map = split_map,
+    .start = split_start,
+    .pop = split_pop,
+    .push = split_push,
+    .unpop = split_unpop,
+    .need_notify = split_need_notify,
+    .set_notification = split_set_notification,
+    .has_avail = split_has_avail,
+};

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Minimal test harness: each test program runs named cases and prints TAP,
+ * exits non-zero if any check failed.
+ *
+ *   VT_CASE(name) { VT_CHECK(x == 1); VT_EQ(a, b); }
+ *   int main(void) { return vt_run(argc, argv); }   -- cases self-register
+ */
+#ifndef VT_H
+#define VT_H
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef void (*vt_fn)(void);
+struct vt_case {
+	const char *name;
+	vt_fn fn;
+};
+
+#define VT_MAX_CASES 512
+extern struct vt_case vt_cases[VT_MAX_CASES];
+extern int vt_ncases;
+extern int vt_failed_checks;
+
+#define VT_CASE(name)                                                                              \
+	static void vt_case_##name(void);                                                          \
+	__attribute__((constructor)) static void vt_reg_##name(void)                              \
+	{                                                                                          \
+		if (vt_ncases < VT_MAX_CASES)                                                      \
+			vt_cases[vt_ncases++] = (struct vt_case){#name, vt_case_##name};           \
+	}                                                                                          \
+	static void vt_case_##name(void)
+
+#define VT_CHECK(cond)                                                                             \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "# %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			vt_failed_checks++;                                                        \
+		}                                                                                  \
+	} while (0)
+
+#define VT_EQ(a, b)                                                                                \
+	do {                                                                                       \
+		long long vt_a_ = (long long)(a), vt_b_ = (long long)(b);                          \
+		if (vt_a_ != vt_b_) {                                                              \
+			fprintf(stderr, "# %s:%d: %s == %s failed: %lld != %lld\n", __FILE__,      \
+				__LINE__, #a, #b, vt_a_, vt_b_);                                   \
+			vt_failed_checks++;                                                        \
+		}                                                                                  \
+	} while (0)
+
+/* Fatal: stop this case (the run goes on with the next). */
+#define VT_REQUIRE(cond)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "# %s:%d: required: %s\n", __FILE__, __LINE__, #cond);     \
+			vt_failed_checks++;                                                        \
+			return;                                                                    \
+		}                                                                                  \
+	} while (0)
+
+/* Open fds of this process. */
+static inline int vt_count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the DIR's own fd */
+}
+
+/* Mappings of this process. */
+static inline int vt_count_maps(void)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+int vt_run(int argc, char **argv);
+
+/* Define once per test program (in the file with main). */
+#define VT_MAIN                                                                                    \
+	struct vt_case vt_cases[VT_MAX_CASES];                                                     \
+	int vt_ncases;                                                                             \
+	int vt_failed_checks;                                                                      \
+	int vt_run(int argc, char **argv)                                                          \
+	{                                                                                          \
+		int bad = 0;                                                                       \
+		printf("1..%d\n", vt_ncases);                                                      \
+		for (int i = 0; i < vt_ncases; i++) {                                              \
+			int before = vt_failed_checks;                                             \
+			if (argc > 1 && !strstr(vt_cases[i].name, argv[1])) {                      \
+				printf("ok %d - %s # SKIP filtered\n", i + 1, vt_cases[i].name);   \
+				continue;                                                          \
+			}                                                                          \
+			fprintf(stderr, "# case %s\n", vt_cases[i].name);                          \
+			vt_cases[i].fn();                                                          \
+			bool ok = vt_failed_checks == before;                                      \
+			bad += !ok;                                                                \
+			printf("%s %d - %s\n", ok ? "ok" : "not ok", i + 1, vt_cases[i].name);     \
+			fflush(stdout);                                                            \
+		}                                                                                  \
+		return bad ? 1 : 0;                                                                \
+	}                                                                                          \
+	int main(int argc, char **argv)                                                            \
+	{                                                                                          \
+		return vt_run(argc, argv);                                                         \
+	}
+
+#endif

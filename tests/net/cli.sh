@@ -1,0 +1,159 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# vhu-net command line (TAP): usage errors exit 2 with a message naming the
+# problem, run-time errors exit 1, --print-capabilities prints JSON of type
+# "net", SIGTERM/SIGINT stop the daemon (both sockets in --peer mode).
+# Usage: cli.sh PATH/TO/vhu-net
+set -u
+NET=${1:?usage: cli.sh PATH/TO/vhu-net}
+WORK=$(mktemp -d /tmp/vhu-net-cli.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+n=0
+failed=0
+
+ok() {
+	n=$((n + 1))
+	echo "ok $n - $1"
+}
+
+not_ok() {
+	n=$((n + 1))
+	failed=$((failed + 1))
+	echo "not ok $n - $1"
+	shift
+	for line in "$@"; do
+		echo "# $line"
+	done
+}
+
+# expect_error NAME STATUS PATTERN -- CMD...
+expect_error() {
+	local name=$1 want=$2 pat=$3 rc
+	shift 4
+	timeout 10 "$@" >"$WORK/out" 2>"$WORK/err"
+	rc=$?
+	if [ "$rc" -eq "$want" ] && grep -Eq -- "$pat" "$WORK/err"; then
+		ok "$name"
+	else
+		not_ok "$name" "exit $rc (want $want), stderr: $(head -c 300 "$WORK/err")"
+	fi
+}
+
+listening() {
+	awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix
+}
+
+wait_listening() {
+	for _ in $(seq 100); do
+		listening "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# stop_with SIG NAME ARGS...: start vhu-net with ARGS, wait for every socket
+# given after -s, send SIG, expect exit 0 and the sockets gone.
+stop_with() {
+	local sig=$1 name=$2 pid rc s socks=() prev=
+	shift 2
+	for a in "$@"; do
+		[ "$prev" = -s ] && socks+=("$a")
+		prev=$a
+	done
+	"$NET" "$@" 2>"$WORK/err-$sig" &
+	pid=$!
+	for s in "${socks[@]}"; do
+		if ! wait_listening "$s"; then
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			not_ok "$name" "never listened on $s: $(cat "$WORK/err-$sig")"
+			return
+		fi
+	done
+	kill "-$sig" "$pid"
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
+		not_ok "$name" "still running 10 s after SIG$sig"
+		return
+	fi
+	wait "$pid"
+	rc=$?
+	for s in "${socks[@]}"; do
+		if listening "$s"; then
+			not_ok "$name" "$s still listening"
+			return
+		fi
+	done
+	if [ "$rc" -eq 0 ]; then
+		ok "$name"
+	else
+		not_ok "$name" "exit $rc, stderr: $(cat "$WORK/err-$sig")"
+	fi
+}
+
+if "$NET" --help >"$WORK/out" 2>&1 && grep -q '^Usage: vhu-net' "$WORK/out" &&
+	grep -q -- '--socket-path' "$WORK/out" && grep -q -- '--peer' "$WORK/out" &&
+	grep -q -- '--tap' "$WORK/out" && grep -q -- '--loopback' "$WORK/out"; then
+	ok "--help"
+else
+	not_ok "--help" "$(head -c 300 "$WORK/out")"
+fi
+if out=$("$NET" --version) && [[ $out =~ ^vhu-net\ [0-9]+\.[0-9]+ ]]; then
+	ok "--version"
+else
+	not_ok "--version" "got: $out"
+fi
+if command -v jq >/dev/null; then
+	if "$NET" --print-capabilities >"$WORK/caps" 2>"$WORK/err" &&
+		jq -e '.type == "net"' "$WORK/caps" >/dev/null && [ ! -s "$WORK/err" ]; then
+		ok "--print-capabilities"
+	else
+		not_ok "--print-capabilities" "$(cat "$WORK/caps" "$WORK/err")"
+	fi
+else
+	grep -q '"type": "net"' <("$NET" --print-capabilities) && ok "--print-capabilities" ||
+		not_ok "--print-capabilities"
+fi
+
+S="$WORK/s"
+# Usage errors: status 2.
+expect_error "no arguments" 2 "no back side" -- "$NET"
+expect_error "no socket" 2 "give one --socket-path" -- "$NET" --loopback
+expect_error "two back sides" 2 "choose one back side" -- "$NET" --loopback --tap t0 -s "$S"
+expect_error "--peer with one socket" 2 "--peer needs two sockets" -- "$NET" --peer -s "$S"
+expect_error "--peer same path twice" 2 "must differ" -- "$NET" --peer -s "$S" -s "$S"
+expect_error "two sockets without --peer" 2 "give one --socket-path" -- \
+	"$NET" --loopback -s "$S" -s "$S.2"
+expect_error "three sockets" 2 "too many sockets" -- "$NET" --peer -s a -s b -s c
+expect_error "unknown option" 2 "unknown option '--bogus'" -- "$NET" --bogus
+expect_error "option without value" 2 "needs a value" -- "$NET" --loopback --socket-path
+expect_error "empty socket path" 2 "empty path" -- "$NET" --loopback --socket-path=
+expect_error "--queues 0" 2 "invalid --queues '0'" -- "$NET" --loopback -s "$S" --queues 0
+expect_error "--queues 32" 2 "invalid --queues '32'" -- "$NET" --loopback -s "$S" --queues 32
+expect_error "--queues junk" 2 "invalid --queues '2x'" -- "$NET" --loopback -s "$S" --queues 2x
+expect_error "--fd junk" 2 "invalid --fd 'abc'" -- "$NET" --loopback --fd abc
+expect_error "--mac bad" 2 "invalid --mac" -- "$NET" --loopback -s "$S" --mac 52:54:00:zz:00:01
+expect_error "--mac multicast" 2 "invalid --mac" -- "$NET" --loopback -s "$S" --mac 01:00:5e:00:00:01
+expect_error "--mtu too small" 2 "invalid --mtu '10'" -- "$NET" --loopback -s "$S" --mtu 10
+expect_error "--poll junk" 2 "invalid --poll" -- "$NET" --loopback -s "$S" --poll=abc
+expect_error "--tap name too long" 2 "invalid --tap" -- "$NET" --tap abcdefghijklmnopqrstuvwxyz -s "$S"
+expect_error "extra argument" 2 "unexpected argument 'extra'" -- "$NET" --loopback -s "$S" extra
+
+# Run-time errors: status 1.
+expect_error "--fd not a socket" 1 "--fd 0: not a usable stream socket" -- \
+	"$NET" --loopback --fd 0 </dev/null
+expect_error "--fd not open" 1 "--fd 97: not a usable stream socket" -- "$NET" --loopback --fd 97
+expect_error "socket dir missing" 1 "cannot serve $WORK/nodir/s" -- \
+	"$NET" --loopback --socket-path "$WORK/nodir/s"
+
+stop_with TERM "SIGTERM stops --loopback" --loopback -s "$WORK/lo.sock"
+stop_with INT "SIGINT stops --peer (both sockets)" --peer -s "$WORK/a.sock" -s "$WORK/b.sock"
+stop_with TERM "SIGTERM stops --loopback --queues 4 --poll" --loopback -q 4 --poll -s "$WORK/mq.sock"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

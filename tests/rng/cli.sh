@@ -1,0 +1,150 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# vhu-rng command line (TAP): usage errors exit non-zero with a message,
+# --print-capabilities prints valid JSON (checked with jq), SIGINT/SIGTERM
+# stop the daemon cleanly.
+# Usage: cli.sh PATH/TO/vhu-rng
+set -u
+RNG=${1:?usage: cli.sh PATH/TO/vhu-rng}
+WORK=$(mktemp -d /tmp/vhu-rng-cli.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+n=0
+failed=0
+
+ok() {
+	n=$((n + 1))
+	echo "ok $n - $1"
+}
+
+not_ok() {
+	n=$((n + 1))
+	failed=$((failed + 1))
+	echo "not ok $n - $1"
+	shift
+	for line in "$@"; do
+		echo "# $line"
+	done
+}
+
+# expect_error NAME STATUS PATTERN -- CMD...: CMD exits with STATUS and its
+# stderr matches the extended regex PATTERN.
+expect_error() {
+	local name=$1 want=$2 pat=$3 rc
+	shift 4
+	"$@" >"$WORK/out" 2>"$WORK/err"
+	rc=$?
+	if [ "$rc" -eq "$want" ] && grep -Eq -- "$pat" "$WORK/err"; then
+		ok "$name"
+	else
+		not_ok "$name" "exit $rc (want $want), stderr: $(head -c 300 "$WORK/err")"
+	fi
+}
+
+# wait_listening PATH: a listening unix socket at PATH within 10 s.
+wait_listening() {
+	for _ in $(seq 100); do
+		awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# stop_with SIG: start the daemon, send SIG once it listens, expect exit 0
+# and the socket file removed.
+stop_with() {
+	local sig=$1 sock="$WORK/sock-$1" pid rc
+	"$RNG" --socket-path "$sock" 2>"$WORK/err-$sig" &
+	pid=$!
+	if ! wait_listening "$sock"; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		not_ok "SIG$sig stops cleanly" "never listened: $(cat "$WORK/err-$sig")"
+		return
+	fi
+	kill "-$sig" "$pid"
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
+		not_ok "SIG$sig stops cleanly" "still running 10 s after SIG$sig"
+		return
+	fi
+	wait "$pid"
+	rc=$?
+	if [ "$rc" -eq 0 ] && [ ! -e "$sock" ]; then
+		ok "SIG$sig stops cleanly"
+	else
+		not_ok "SIG$sig stops cleanly" "exit $rc, socket left: $([ -e "$sock" ] && echo yes || echo no)" \
+			"stderr: $(cat "$WORK/err-$sig")"
+	fi
+}
+
+# --help / --version
+if "$RNG" --help >"$WORK/out" 2>&1 && grep -q '^Usage: vhu-rng' "$WORK/out" &&
+	grep -q -- '--socket-path' "$WORK/out" && grep -q -- '--fd' "$WORK/out"; then
+	ok "--help"
+else
+	not_ok "--help" "$(head -c 300 "$WORK/out")"
+fi
+if out=$("$RNG" --version) && [[ $out =~ ^vhu-rng\ [0-9]+\.[0-9]+ ]]; then
+	ok "--version"
+else
+	not_ok "--version" "got: $out"
+fi
+
+# --print-capabilities: valid JSON, type "rng"; other options are ignored.
+if ! command -v jq >/dev/null; then
+	not_ok "--print-capabilities" "jq not installed"
+else
+	for args in "--print-capabilities" "--bogus --fd x --print-capabilities"; do
+		# shellcheck disable=SC2086
+		if "$RNG" $args >"$WORK/caps" 2>"$WORK/err" && jq -e '.type == "rng"' "$WORK/caps" >/dev/null &&
+			[ ! -s "$WORK/err" ]; then
+			ok "--print-capabilities ($args)"
+		else
+			not_ok "--print-capabilities ($args)" "$(cat "$WORK/caps" "$WORK/err")"
+		fi
+	done
+fi
+
+# Usage errors: status 2 and a message naming the problem.
+expect_error "no arguments" 2 "one of --socket-path or --fd is required" -- "$RNG"
+expect_error "unknown long option" 2 "unrecognized option '--bogus'" -- "$RNG" --bogus
+expect_error "unknown short option" 2 "invalid option '-x'" -- "$RNG" -x
+expect_error "--socket-path without value" 2 "option '--socket-path' requires an argument" -- \
+	"$RNG" --socket-path
+expect_error "--fd without value" 2 "requires an argument" -- "$RNG" --fd
+expect_error "empty --socket-path" 2 "empty path" -- "$RNG" --socket-path=
+expect_error "--fd not a number" 2 "invalid value 'abc' for --fd" -- "$RNG" --fd abc
+expect_error "--fd negative" 2 "invalid value '-1' for --fd" -- "$RNG" --fd -1
+expect_error "--fd not a socket" 2 "--fd 0: not a socket" -- "$RNG" --fd 0 </dev/null
+expect_error "--fd not open" 2 "--fd 97: Bad file descriptor" -- "$RNG" --fd 97
+expect_error "--fd a datagram socket" 2 "not a stream socket" -- \
+	python3 -c 'import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+os.set_inheritable(s.fileno(), True)
+os.execv(sys.argv[1], [sys.argv[1], "--fd", str(s.fileno())])' "$RNG"
+expect_error "--socket-path and --fd" 2 "mutually exclusive" -- "$RNG" --socket-path "$WORK/s" --fd 0
+expect_error "--max-bytes-per-sec 0" 2 "invalid value '0' for --max-bytes-per-sec" -- \
+	"$RNG" --socket-path "$WORK/s" --max-bytes-per-sec 0
+expect_error "--max-bytes-per-sec junk" 2 "invalid value '12x'" -- \
+	"$RNG" --socket-path "$WORK/s" --max-bytes-per-sec 12x
+expect_error "--max-connections overflow" 2 "invalid value" -- \
+	"$RNG" --socket-path "$WORK/s" --max-connections 99999999999999999999
+expect_error "extra argument" 2 "unexpected argument 'extra'" -- "$RNG" --socket-path "$WORK/s" extra
+
+# Run-time errors: status 1.
+expect_error "--source missing" 1 "/nonexistent/rng: No such file or directory" -- \
+	"$RNG" --socket-path "$WORK/s" --source /nonexistent/rng
+expect_error "--source a directory" 1 "Is a directory" -- "$RNG" --socket-path "$WORK/s" --source /
+expect_error "socket dir missing" 1 "cannot serve $WORK/nodir/s" -- "$RNG" --socket-path "$WORK/nodir/s"
+
+stop_with TERM
+stop_with INT
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
