@@ -190,7 +190,9 @@ int fz_guest_init(struct fz_guest *g, const uint8_t *data, size_t size)
 		g->features |= VHU_BIT(VHU_F_RING_INDIRECT_DESC);
 	if (g->h.flags & FZ_NOTIFY_EMPTY)
 		g->features |= VHU_BIT(VHU_F_NOTIFY_ON_EMPTY);
-	vr->num = 1u << (g->h.qlog % 9);
+	if (g->h.pad & FZ_PAD_PACKED)
+		g->features |= VHU_BIT(VHU_F_RING_PACKED);
+	vr->num = (g->h.pad & FZ_PAD_PACKED) ? g->h.qlog % 256u + 1 : 1u << (g->h.qlog % 9);
 	vr->addr = (struct vhu_vring_addr){
 	    .flags = (g->h.flags & FZ_DIRTY_LOG) ? VHU_BIT(VHU_VRING_F_LOG) : 0,
 	    .desc_user_addr = FZ_UVA + g->h.desc,

@@ -7,7 +7,9 @@
  *
  * Ring input layout (struct fz_ring_hdr, then the memory image):
  *   flags   FZ_* bits below
- *   qlog    ring size = 1 << (qlog % 9)   (1 .. 256)
+ *   qlog    ring size = 1 << (qlog % 9)   (1 .. 256); packed: qlog % 256 + 1
+ *   pad     bit 1: packed ring (VIRTIO_F_RING_PACKED); bit 0 is the rng
+ *           target's (rate-limited device)
  *   iovmax  iovecs the consumer offers = iovmax % 64 + 1
  *   ops     bits steering push order / unpop / written lengths
  *   base    SET_VRING_BASE
@@ -39,6 +41,7 @@ enum {
 	FZ_GAP = 1 << 6, /* with TWO_REGIONS: a 4 KiB hole in gpa between them */
 	FZ_RESTART = 1 << 7, /* stop and start again after the run (inflight recovery) */
 };
+#define FZ_PAD_PACKED 2
 
 struct fz_ring_hdr {
 	uint8_t flags, qlog, iovmax, ops;

@@ -6,6 +6,7 @@
  * vhu_daemon_stop() (async-signal-safe) ends serve() from anywhere.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,12 @@ static int serve_conn(struct vhu_daemon *d, int fd)
 	struct vhu_msg *m = malloc(sizeof(*m));
 	int err = -ENOMEM;
 
+	int fl = fcntl(fd, F_GETFL);
+
+	/* Replies are written with blocking sends (an inherited fd may be
+	 * non-blocking); waiting for requests polls the stop eventfd too. */
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	if (m) {
 		VHU_LOGI("%s: front end connected", d->name);
 		vhu_conn_begin(d, fd);
@@ -184,6 +191,8 @@ static int serve_listener(struct vhu_daemon *d, int lfd)
 			if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK ||
 			    errno == EOPNOTSUPP)
 				return -errno;
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				continue;
 			VHU_LOGW("%s: accept: %s", d->name, strerror(errno));
 			/* EMFILE and friends: back off instead of spinning. */
 			if (wait_or_stop(d, d->stop_fd, 100) == 0)

@@ -29,6 +29,9 @@
 /* vhu_msg_recv() that gives up with -ECANCELED as soon as stop_fd (an
  * eventfd, or -1 for none) becomes readable while waiting for bytes. */
 int vhu_msg_recv_stop(int sock, struct vhu_msg *msg, int stop_fd);
+/* vhu_msg_send() that never blocks in sendmsg: while the socket is full it
+ * polls for room and for stop_fd (-ECANCELED once that is readable). */
+int vhu_msg_send_stop(int sock, const struct vhu_msg *msg, int stop_fd);
 
 /* ---- backend.c: device ops with defaults and the lock mode ------------ */
 

@@ -443,10 +443,12 @@ static int h_set_vring_num(struct req_ctx *x)
 {
 	struct vhu_vring *vr = ring(x, x->m->payload.state.index);
 	uint32_t num = x->m->payload.state.num;
+	bool packed = x->c->acked_features & VHU_BIT(VHU_F_RING_PACKED);
 
 	if (!vr)
 		return refuse(x, -EINVAL, "queue index out of range");
-	if (num == 0 || num > x->d->max_qsize || (num & (num - 1)))
+	/* Packed rings may have any size (virtio 1.1 2.8). */
+	if (num == 0 || num > x->d->max_qsize || (!packed && (num & (num - 1))))
 		return refuse(x, -EINVAL, "size not a power of two up to max_queue_size");
 	if (vr->started)
 		return refuse(x, -EBUSY, "ring is running");
@@ -487,12 +489,15 @@ static int h_set_vring_base(struct req_ctx *x)
 
 	if (!vr)
 		return refuse(x, -EINVAL, "queue index out of range");
-	if (x->m->payload.state.num > 0xffff)
+	/* Packed: QEMU sends the used position and wrap in bits 16-31
+	 * (vring_packed.c checks the value when the ring starts). */
+	if (x->m->payload.state.num > 0xffff &&
+	    !(x->c->acked_features & VHU_BIT(VHU_F_RING_PACKED)))
 		return refuse(x, -EINVAL, "base out of range");
 	if (vr->started)
 		return refuse(x, -EBUSY, "ring is running");
 	vhu_vring_lock(vr);
-	vr->base = (uint16_t)x->m->payload.state.num;
+	vr->base = x->m->payload.state.num;
 	vhu_vring_unlock(vr);
 	return 0;
 }
@@ -619,7 +624,11 @@ static int h_set_vring_enable(struct req_ctx *x)
 	uint32_t q = x->m->payload.state.index, on = x->m->payload.state.num;
 	struct vhu_vring *vr = ring(x, q);
 
-	if (!pf_feature_acked(x->c))
+	/* QEMU 7.2's vhost-user-net negotiates protocol features but leaves
+	 * VHOST_USER_F_PROTOCOL_FEATURES out of SET_FEATURES, then sends
+	 * SET_VRING_ENABLE all the same (libvhost-user and DPDK accept it):
+	 * protocol features having been set is enough. */
+	if (!pf_feature_acked(x->c) && !x->c->acked_pf)
 		return refuse(x, -EINVAL, "PROTOCOL_FEATURES not negotiated");
 	if (!vr)
 		return refuse(x, -EINVAL, "queue index out of range");
@@ -960,12 +969,12 @@ int vhu_conn_handle(struct vhu_daemon *d, struct vhu_msg *m)
 		return 0;
 	if (!x.replied) /* refused: an empty payload says failure */
 		x.r->hdr.size = 0;
-	err = vhu_msg_send(x.c->sock, x.r);
+	err = vhu_msg_send_stop(x.c->sock, x.r, d->stop_fd);
 	/* Reply fds we created are ours; the inflight fd is kept. */
 	if (x.r->nfds && !(req == VHU_REQ_GET_INFLIGHT_FD))
 		vhu_msg_close_fds(x.r);
 	x.r->nfds = 0;
-	if (err)
+	if (err && err != -ECANCELED)
 		VHU_LOGW("%s: cannot send the %s reply: %s", d->name, vhu_request_name(req),
 		         strerror(-err));
 	return err;

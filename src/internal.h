@@ -7,6 +7,8 @@
  *   log.c      diagnostics (vhu_log) and the dirty-page bitmap (vhu_dirty)
  *   vring.c    ring-independent vring object, locking, stats, notify
  *   vring_split.c  split-ring layout (pop/push/event idx)
+ *   vring_packed.c packed-ring layout (virtio 1.1+ 2.8)
+ *   vring_desc.c   chain walking / logging helpers both layouts share
  *   inflight.c INFLIGHT_SHMFD shared region and resubmission
  *   backend.c  calling device ops with defaults and the lock mode
  *   handler.c  one function per front-end request
@@ -136,7 +138,7 @@ uint16_t vhu_inflight_area_entries(const void *area);
 
 /* ---- vring.c / vring_split.c ----------------------------------------- */
 
-struct vhu_vring_ops; /* layout: split (packed later) */
+struct vhu_vring_ops; /* layout: split or packed */
 
 struct vhu_vring {
 	unsigned index;
@@ -148,7 +150,7 @@ struct vhu_vring {
 	uint32_t num;
 	struct vhu_vring_addr addr;
 	bool addr_set;
-	uint16_t base; /* SET_VRING_BASE */
+	uint32_t base; /* SET_VRING_BASE (packed: avail | used << 16) */
 	int kick_fd, call_fd, err_fd;
 	bool enabled, started, failed;
 	uint64_t features; /* acked virtio features at start */
@@ -183,6 +185,17 @@ struct vhu_vring {
 	uint32_t alloc_num;
 	uint16_t avail_pops;
 	unsigned log_hint; /* region hint for hva->gpa when dirty logging */
+	/* Packed layout (vring_packed.c): last_avail_idx and used_pos are
+	 * ring positions with their wrap counters; used_idx and avail_slots
+	 * count descriptor slots used / popped (free-running, for notify and
+	 * unpop); chain_len[id] = ring slots held by popped buffer id;
+	 * avail_heads[] is a circular log of popped ids, pops its next
+	 * slot (unpop). */
+	bool avail_wrap, used_wrap;
+	uint16_t used_pos;
+	uint16_t avail_slots;
+	uint32_t pops; /* < num */
+	uint16_t *chain_len;
 
 	struct {
 		_Atomic uint64_t requests, kicks, calls, suppressed, polls, errors;
@@ -198,14 +211,15 @@ void vhu_vring_reset(struct vhu_vring *vr);
 /*
  * Start processing: translate addr with mem (-EFAULT if any part of the
  * desc/avail/used areas for `num` entries is unmapped or misaligned,
- * -EINVAL if num is not a power of two <= VHU_MAX_QUEUE_SIZE), pick the
+ * -EINVAL if num is not a power of two <= VHU_MAX_QUEUE_SIZE (packed: any
+ * num up to it) or a packed base is out of range), pick the
  * layout from features, adopt base, and, with an inflight area, build the
  * resubmit list.  Caller holds the vring lock and the worker is quiescent.
  */
 int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features);
 /* Stop processing; returns the next avail index to use (for
- * GET_VRING_BASE). */
-uint16_t vhu_vring_stop(struct vhu_vring *vr);
+ * GET_VRING_BASE; packed: avail | wrap << 15 | (used | wrap << 15) << 16). */
+uint32_t vhu_vring_stop(struct vhu_vring *vr);
 /* Re-translate ring addresses for a new memory snapshot (running ring).
  * On -EFAULT the ring is failed. */
 int vhu_vring_remap(struct vhu_vring *vr, struct vhu_mem *mem);

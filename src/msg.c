@@ -188,7 +188,30 @@ int vhu_msg_recv(int sock, struct vhu_msg *msg)
 	return vhu_msg_recv_stop(sock, msg, -1);
 }
 
+/* Wait until sock is writable or stop_fd fired (-ECANCELED). */
+static int wait_writable(int sock, int stop_fd)
+{
+	struct pollfd p[2] = {{.fd = sock, .events = POLLOUT}, {.fd = stop_fd, .events = POLLIN}};
+
+	for (;;) {
+		int n = poll(p, stop_fd >= 0 ? 2 : 1, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (stop_fd >= 0 && (p[1].revents & POLLIN))
+			return -ECANCELED;
+		return 0;
+	}
+}
+
 int vhu_msg_send(int sock, const struct vhu_msg *msg)
+{
+	return vhu_msg_send_stop(sock, msg, -1);
+}
+
+int vhu_msg_send_stop(int sock, const struct vhu_msg *msg, int stop_fd)
 {
 	union {
 		char buf[CMSG_SPACE(VHU_MAX_FDS * sizeof(int))];
@@ -216,12 +239,22 @@ int vhu_msg_send(int sock, const struct vhu_msg *msg)
 		memcpy(CMSG_DATA(c), msg->fds, msg->nfds * sizeof(int));
 	}
 	while (total) {
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		/* With a stop fd, never block inside sendmsg: a front end that
+		 * does not read its replies must not keep stop() waiting. */
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | (stop_fd >= 0 ? MSG_DONTWAIT : 0));
 
 		if (n < 0) {
-			if (errno == EINTR)
+			int err = errno;
+
+			if (err == EINTR)
 				continue;
-			return -errno;
+			if (stop_fd >= 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
+				err = -wait_writable(sock, stop_fd);
+				if (err)
+					return -err;
+				continue;
+			}
+			return -err;
 		}
 		total -= (size_t)n;
 		/* Short write: the fds went with the first byte; send the rest. */

@@ -47,9 +47,11 @@ void vhu_vring_destroy(struct vhu_vring *vr)
 	free(vr->head_state);
 	free(vr->avail_heads);
 	free(vr->resubmit);
+	free(vr->chain_len);
 	vr->head_state = NULL;
 	vr->avail_heads = NULL;
 	vr->resubmit = NULL;
+	vr->chain_len = NULL;
 	vr->alloc_num = 0;
 	pthread_mutex_destroy(&vr->mutex);
 	pthread_rwlock_destroy(&vr->rwlock);
@@ -76,20 +78,23 @@ void vhu_vring_reset(struct vhu_vring *vr)
 	vr->event_idx = vr->notify_disabled = false;
 	vr->inuse = vr->nresubmit = vr->resubmit_pos = vr->avail_pops = 0;
 	vr->inflight_counter = 0;
+	vr->avail_wrap = vr->used_wrap = false;
+	vr->used_pos = vr->avail_slots = 0;
+	vr->pops = 0;
 }
 
 int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features)
 {
+	bool packed = features & VHU_BIT(VHU_F_RING_PACKED);
 	int ret;
 
-	if (vr->num == 0 || vr->num > VHU_MAX_QUEUE_SIZE || (vr->num & (vr->num - 1)))
+	/* Packed rings may have any size (virtio 1.1 2.8); split ones not. */
+	if (vr->num == 0 || vr->num > VHU_MAX_QUEUE_SIZE || (!packed && (vr->num & (vr->num - 1))))
 		return -EINVAL;
 	if (!vr->addr_set || !mem)
 		return -EINVAL;
-	if (features & VHU_BIT(VHU_F_RING_PACKED))
-		return -ENOTSUP; /* packed layout: add its ops table */
 	vr->started = false;
-	vr->ops = &vhu_split_ops;
+	vr->ops = packed ? &vhu_packed_ops : &vhu_split_ops;
 	vr->features = features;
 	vr->event_idx = !!(features & VHU_BIT(VHU_F_RING_EVENT_IDX));
 	ret = vr->ops->map(vr, mem);
@@ -107,10 +112,10 @@ int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features
 	return 0;
 }
 
-uint16_t vhu_vring_stop(struct vhu_vring *vr)
+uint32_t vhu_vring_stop(struct vhu_vring *vr)
 {
 	vr->started = false;
-	return vr->last_avail_idx;
+	return vr->ops->base ? vr->ops->base(vr) : vr->last_avail_idx;
 }
 
 int vhu_vring_remap(struct vhu_vring *vr, struct vhu_mem *mem)

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Private to vring.c, vring_split.c and inflight.c: the ring layout
- * operations table and the inflight-area layout.
+ * Private to vring.c, vring_split.c, vring_packed.c, vring_desc.c and
+ * inflight.c: the ring layout operations table, the helpers both layouts
+ * share (vring_desc.c) and the inflight-area layout.
  */
 #ifndef VHU_VRING_IMPL_H
 #define VHU_VRING_IMPL_H
 
 #include "internal.h"
 
-/* One ring layout (split today; packed can add its own table). */
+/* One ring layout: split (vring_split.c) or packed (vring_packed.c). */
 struct vhu_vring_ops {
 	const char *name;
 	/* Translate addr with mem into vr->desc/avail/used (-EFAULT). */
@@ -23,9 +24,70 @@ struct vhu_vring_ops {
 	/* Ask for (enable) or suppress kicks; enable returns has_avail. */
 	bool (*set_notification)(struct vhu_vring *vr, bool enable);
 	bool (*has_avail)(struct vhu_vring *vr);
+	/* GET_VRING_BASE value of a started ring; NULL: last_avail_idx. */
+	uint32_t (*base)(const struct vhu_vring *vr);
 };
 
 extern const struct vhu_vring_ops vhu_split_ops;
+extern const struct vhu_vring_ops vhu_packed_ops;
+
+/* ---- vring_desc.c: helpers shared by the layouts ----------------------- */
+
+/* Keep the compiler from re-reading guest memory behind a local copy. */
+#define vhu_compiler_barrier() __asm__ __volatile__("" ::: "memory")
+
+/* Descriptor flags common to both layouts (packed adds AVAIL/USED). */
+#define VHU_DESC_F_NEXT     1u
+#define VHU_DESC_F_WRITE    2u
+#define VHU_DESC_F_INDIRECT 4u
+
+static inline struct vhu_dirty *vhu_vring_dirty(const struct vhu_vring *vr)
+{
+	return atomic_load_explicit(&((struct vhu_vring *)vr)->dirty, memory_order_acquire);
+}
+
+/* Fail the ring with `why`; returns -EIO. */
+int vhu_vring_malformed(struct vhu_vring *vr, const char *why);
+
+/* Host address of [uva, uva+len) if it is one mapping aligned to `align`. */
+void *vhu_vring_map_part(const struct vhu_mem *mem, uint64_t uva, uint64_t len, unsigned align);
+
+/* Size the per-id bookkeeping arrays for vr->num entries. 0 or -ENOMEM. */
+int vhu_vring_alloc_state(struct vhu_vring *vr);
+
+/* Mark the first `written` bytes of the chain's writable iovecs dirty. */
+void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_dirty *log,
+                           const struct vhu_chain *c, uint64_t written);
+/* Mark `len` bytes the device wrote at host address hva (ring memory). */
+void vhu_vring_log_hva(struct vhu_vring *vr, struct vhu_dirty *log, const void *hva,
+                       uint64_t len);
+
+/* Count one popped chain. */
+void vhu_vring_count_request(struct vhu_vring *vr);
+
+/*
+ * Walking one chain into a struct vhu_chain, descriptor by descriptor.
+ * begin() resets c; buf() adds one buffer (checks: readable after
+ * writable, address + length wrapping, outside guest memory; keeps
+ * validating when the iovecs run out); end() sets out_num/in_num/ndesc.
+ * buf() returns NULL or why the chain is malformed.
+ */
+struct vhu_walk {
+	uint32_t niov, nout;
+	uint16_t ndesc;
+	bool writable, e2big;
+};
+void vhu_walk_begin(struct vhu_walk *w, struct vhu_chain *c);
+const char *vhu_walk_buf(struct vhu_vring *vr, const struct vhu_mem *mem, struct vhu_walk *w,
+                         struct vhu_chain *c, uint64_t addr, uint32_t len, bool write);
+/* 0 or -E2BIG. */
+int vhu_walk_end(struct vhu_walk *w, struct vhu_chain *c);
+
+/* Check an INDIRECT descriptor (not negotiated, with NEXT, inside an
+ * indirect table, bad length, outside memory) and map its table of
+ * len / 16 entries.  Returns the table or NULL with *why set. */
+const void *vhu_walk_indirect(struct vhu_vring *vr, const struct vhu_mem *mem, bool nested,
+                              uint16_t flags, uint64_t addr, uint32_t len, const char **why);
 
 /* Inflight area of one queue (libvhost-user's VuVirtqInflight). */
 struct vhu_inflight_desc {

@@ -5,7 +5,9 @@
  * inflight tracking (libvhost-user's two-step used update).
  *
  * Everything read from guest memory is read once into a local and then
- * checked: the guest may rewrite it concurrently.
+ * checked: the guest may rewrite it concurrently.  Buffer mapping, the
+ * hostile-descriptor checks and logging of written buffers live in
+ * vring_desc.c (shared with the packed layout).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -72,16 +74,10 @@ static inline uint16_t *avail_event(const struct vhu_vring *vr)
 
 static int split_fail(struct vhu_vring *vr, const char *why)
 {
-	vhu_vring_fail(vr, why);
-	return -EIO;
+	return vhu_vring_malformed(vr, why);
 }
 
 /* ---- dirty logging ------------------------------------------------------ */
-
-static inline struct vhu_dirty *dirty_log(const struct vhu_vring *vr)
-{
-	return atomic_load_explicit(&((struct vhu_vring *)vr)->dirty, memory_order_acquire);
-}
 
 /* Log a write to the used ring at byte offset off (if the front end asked
  * for used-ring logging with VHOST_VRING_F_LOG). */
@@ -91,63 +87,21 @@ static void log_used(struct vhu_vring *vr, struct vhu_dirty *log, uint64_t off, 
 		vhu_dirty_mark(log, vr->addr.log_guest_addr + off, len);
 }
 
-/* Log the first `written` bytes of the chain's writable iovecs. */
-static void log_written(struct vhu_vring *vr, const struct vhu_mem *mem, struct vhu_dirty *log,
-                        const struct vhu_chain *c, uint64_t written)
-{
-	for (uint32_t i = 0; written && i < c->in_num; i++) {
-		const struct iovec *v = &c->iov[c->out_num + i];
-		uint64_t n = v->iov_len < written ? v->iov_len : written;
-		uint64_t gpa;
-
-		if (n && vhu_mem_hva_to_gpa_hint(mem, v->iov_base, &gpa, &vr->log_hint) == 0)
-			vhu_dirty_mark(log, gpa, n);
-		written -= n;
-	}
-}
-
 /* ---- setup --------------------------------------------------------------- */
-
-static void *map_part(const struct vhu_mem *mem, uint64_t uva, uint64_t len, unsigned align)
-{
-	uint8_t *p;
-
-	if (uva % align)
-		return NULL;
-	p = vhu_mem_uva_to_hva(mem, uva, len);
-	return p && (uintptr_t)p % align == 0 ? p : NULL;
-}
 
 static int split_map(struct vhu_vring *vr, const struct vhu_mem *mem)
 {
 	uint64_t num = vr->num, ev = vr->event_idx ? 2 : 0;
 	void *d, *a, *u;
 
-	d = map_part(mem, vr->addr.desc_user_addr, 16 * num, 16);
-	a = map_part(mem, vr->addr.avail_user_addr, 4 + 2 * num + ev, 2);
-	u = map_part(mem, vr->addr.used_user_addr, 4 + 8 * num + ev, 4);
+	d = vhu_vring_map_part(mem, vr->addr.desc_user_addr, 16 * num, 16);
+	a = vhu_vring_map_part(mem, vr->addr.avail_user_addr, 4 + 2 * num + ev, 2);
+	u = vhu_vring_map_part(mem, vr->addr.used_user_addr, 4 + 8 * num + ev, 4);
 	if (!d || !a || !u)
 		return -EFAULT;
 	vr->desc = d;
 	vr->avail = a;
 	vr->used = u;
-	return 0;
-}
-
-static int alloc_state(struct vhu_vring *vr)
-{
-	if (vr->alloc_num >= vr->num)
-		return 0;
-	free(vr->head_state);
-	free(vr->avail_heads);
-	free(vr->resubmit);
-	vr->alloc_num = 0;
-	vr->head_state = calloc(vr->num, 1);
-	vr->avail_heads = calloc(vr->num, sizeof(uint16_t));
-	vr->resubmit = calloc(vr->num, sizeof(uint16_t));
-	if (!vr->head_state || !vr->avail_heads || !vr->resubmit)
-		return -ENOMEM;
-	vr->alloc_num = vr->num;
 	return 0;
 }
 
@@ -230,8 +184,8 @@ static int inflight_recover(struct vhu_vring *vr)
 
 static int split_start(struct vhu_vring *vr)
 {
-	struct vhu_dirty *log = dirty_log(vr);
-	int ret = alloc_state(vr);
+	struct vhu_dirty *log = vhu_vring_dirty(vr);
+	int ret = vhu_vring_alloc_state(vr);
 
 	if (ret)
 		return ret;
@@ -272,52 +226,18 @@ static int split_start(struct vhu_vring *vr)
 
 /* ---- pop ------------------------------------------------------------------ */
 
-static inline bool range_wraps(uint64_t addr, uint32_t len)
-{
-	return len && addr + (len - 1) < addr;
-}
-
-/* Map one descriptor's buffer into iovecs; -ENOBUFS when out of room. */
-static inline int map_buf(struct vhu_vring *vr, const struct vhu_mem *mem, const struct vdesc *d,
-                          struct vhu_chain *c, uint32_t *niov, bool *e2big)
-{
-	int n;
-
-	if (likely(!*e2big && c->iov && *niov < c->iov_max)) {
-		void *p = vhu_mem_gpa_hint(mem, d->addr, d->len, &vr->region_hint);
-		if (likely(p != NULL)) {
-			c->iov[*niov].iov_base = p;
-			c->iov[*niov].iov_len = d->len;
-			(*niov)++;
-			return 0;
-		}
-		/* Spans regions (or is unmapped). */
-		n = vhu_mem_gpa_to_iov_hint(mem, d->addr, d->len, c->iov + *niov,
-		                            c->iov_max - *niov, &vr->region_hint);
-		if (n >= 0) {
-			*niov += (uint32_t)n;
-			return 0;
-		}
-		if (n != -ENOBUFS)
-			return n;
-	}
-	*e2big = true;
-	/* Out of iovecs: keep validating so a bad chain still fails the ring. */
-	n = vhu_mem_gpa_to_iov_hint(mem, d->addr, d->len, NULL, 0, &vr->region_hint);
-	return n < 0 ? n : 0;
-}
-
 /* Walk the chain at head into c.  0, -E2BIG, or -EIO (ring failed). */
 static int map_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head,
                      struct vhu_chain *c)
 {
 	const uint8_t *table = vr->desc;
-	uint32_t max = vr->num, i = head, seen = 0, niov = 0, nout = 0;
-	bool indirect = false, e2big = false, writable = false;
-	uint16_t ndesc = 0;
+	uint32_t max = vr->num, i = head, seen = 0;
+	bool indirect = false;
+	struct vhu_walk w;
+	const char *why;
 
 	c->id = head;
-	c->out_len = c->in_len = 0;
+	vhu_walk_begin(&w, c);
 	for (;;) {
 		struct vdesc d;
 
@@ -325,48 +245,26 @@ static int map_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t h
 			return split_fail(vr, "descriptor chain loops or exceeds the ring size");
 		memcpy(&d, table + 16 * (size_t)i, sizeof(d));
 		compiler_barrier();
-		ndesc++;
 		if (unlikely(d.flags & DESC_F_INDIRECT)) {
-			if (indirect)
-				return split_fail(vr, "nested indirect descriptor");
-			if (!(vr->features & VHU_BIT(VHU_F_RING_INDIRECT_DESC)))
-				return split_fail(vr, "indirect descriptor not negotiated");
-			if (d.flags & DESC_F_NEXT)
-				return split_fail(vr, "indirect descriptor with NEXT");
-			if (d.len == 0 || d.len % 16 || d.len / 16 > VHU_MAX_QUEUE_SIZE)
-				return split_fail(vr, "bad indirect table length");
-			table = vhu_mem_gpa_hint(mem, d.addr, d.len, &vr->region_hint);
+			w.ndesc++;
+			table = vhu_walk_indirect(vr, mem, indirect, d.flags, d.addr, d.len, &why);
 			if (!table)
-				return split_fail(vr, "indirect table outside guest memory");
+				return split_fail(vr, why);
 			max = d.len / 16;
 			i = seen = 0;
 			indirect = true;
 			continue;
 		}
-		if (d.flags & DESC_F_WRITE) {
-			writable = true;
-			c->in_len += d.len;
-		} else {
-			if (unlikely(writable))
-				return split_fail(vr, "readable descriptor after a writable one");
-			c->out_len += d.len;
-		}
-		if (unlikely(range_wraps(d.addr, d.len)))
-			return split_fail(vr, "descriptor address + length wraps");
-		if (d.len && unlikely(map_buf(vr, mem, &d, c, &niov, &e2big) < 0))
-			return split_fail(vr, "descriptor outside guest memory");
-		if (!writable)
-			nout = niov;
+		why = vhu_walk_buf(vr, mem, &w, c, d.addr, d.len, d.flags & DESC_F_WRITE);
+		if (unlikely(why != NULL))
+			return split_fail(vr, why);
 		if (!(d.flags & DESC_F_NEXT))
 			break;
 		i = d.next;
 		if (unlikely(i >= max))
 			return split_fail(vr, "descriptor next index out of range");
 	}
-	c->ndesc = ndesc;
-	c->out_num = e2big ? 0 : nout;
-	c->in_num = e2big ? 0 : niov - nout;
-	return e2big ? -E2BIG : 0;
+	return vhu_walk_end(&w, c);
 }
 
 static inline void mark_popped(struct vhu_vring *vr, uint16_t head, bool record)
@@ -388,9 +286,7 @@ static int finish_pop(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t 
 
 	if (ret == -EIO)
 		return ret;
-	atomic_store_explicit(&vr->stats.requests,
-	                      atomic_load_explicit(&vr->stats.requests, memory_order_relaxed) + 1,
-	                      memory_order_relaxed);
+	vhu_vring_count_request(vr);
 	return ret ? ret : 1;
 }
 
@@ -429,7 +325,7 @@ static int split_pop(struct vhu_vring *vr, struct vhu_chain *c)
 	mark_popped(vr, head, true);
 	if (vr->event_idx && !vr->notify_disabled) {
 		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
-		log_used(vr, dirty_log(vr), 4 + 8 * (uint64_t)vr->num, 2);
+		log_used(vr, vhu_vring_dirty(vr), 4 + 8 * (uint64_t)vr->num, 2);
 	}
 	return finish_pop(vr, mem, head, c);
 }
@@ -439,7 +335,7 @@ static int split_pop(struct vhu_vring *vr, struct vhu_chain *c)
 static int split_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written)
 {
 	struct vhu_inflight_queue *q = vr->inflight;
-	struct vhu_dirty *log = dirty_log(vr);
+	struct vhu_dirty *log = vhu_vring_dirty(vr);
 	uint16_t id = c->id, pos;
 	struct vused_elem e;
 
@@ -448,8 +344,7 @@ static int split_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t 
 	if (written > c->in_len)
 		written = (uint32_t)c->in_len;
 	if (unlikely(log != NULL) && written)
-		log_written(vr, atomic_load_explicit(&vr->mem, memory_order_acquire), log, c,
-		            written);
+		vhu_vring_log_written(vr, log, c, written);
 	if (q) { /* step 1: a crash from here on is undone by last_batch_head */
 		q->last_batch_head = id;
 		compiler_barrier();
@@ -541,7 +436,7 @@ static bool split_need_notify(struct vhu_vring *vr)
 
 static bool split_set_notification(struct vhu_vring *vr, bool enable)
 {
-	struct vhu_dirty *log = dirty_log(vr);
+	struct vhu_dirty *log = vhu_vring_dirty(vr);
 
 	vr->notify_disabled = !enable;
 	if (!vr->event_idx) {

@@ -521,6 +521,8 @@ void vhu_workers_stop(struct vhu_daemon *d)
 
 		if (w->running) {
 			atomic_store(&w->stop, true);
+			atomic_store(&w->park, 0);
+			futex(&w->park, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 			poke(w);
 		}
 	}

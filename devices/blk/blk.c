@@ -127,7 +127,7 @@ static int op_set_config(void *dev, uint32_t offset, const void *buf, uint32_t s
 {
 	struct blk_dev *d = dev;
 	vhu_log(VHU_LOG_DEBUG, "vhu-blk: config write at %u, %u bytes, first %#x", offset, size,
-		size ? *(const uint8_t *)buf : 0);
+	        size ? *(const uint8_t *)buf : 0);
 	/* Only the writeback byte is writable, and only with CONFIG_WCE. */
 	if (offset != offsetof(struct virtio_blk_config, wce) || size != 1)
 		return -EINVAL;
@@ -136,7 +136,7 @@ static int op_set_config(void *dev, uint32_t offset, const void *buf, uint32_t s
 	uint8_t wce = *(const uint8_t *)buf ? 1 : 0;
 	if (atomic_exchange(&d->wce, wce) != wce)
 		vhu_log(VHU_LOG_INFO, "vhu-blk: write cache: %s",
-			wce ? "writeback" : "write-through");
+		        wce ? "writeback" : "write-through");
 	return 0;
 }
 

@@ -152,11 +152,11 @@ struct blk_dev {
 	char serial[VIRTIO_BLK_ID_BYTES];
 
 	unsigned seg_max, iov_max;
-	_Atomic uint8_t wce;            /* writeback cache on */
-	_Atomic uint64_t acked;         /* acked virtio features */
+	_Atomic uint8_t wce;              /* writeback cache on */
+	_Atomic uint64_t acked;           /* acked virtio features */
 	_Atomic uint64_t last_negotiated; /* features the cache mode was last reset for */
-	_Atomic unsigned gen;           /* bumped on every reset: stale completions dropped */
-	_Atomic bool zero_range_broken; /* fallocate(ZERO_RANGE) unsupported here */
+	_Atomic unsigned gen;             /* bumped on every reset: stale completions dropped */
+	_Atomic bool zero_range_broken;   /* fallocate(ZERO_RANGE) unsupported here */
 
 	const struct blk_engine *engine;
 	unsigned nthreads;

@@ -42,7 +42,7 @@ static void prep_rw(struct blk_worker *w, struct blk_req *r, struct io_uring_sqe
 {
 	struct blk_dev *d = w->dev;
 	r->direct = d->fd_direct >= 0 && !r->no_direct &&
-		    blk_req_dio_aligned(r, d->dio_mem_align, d->dio_off_align);
+	            blk_req_dio_aligned(r, d->dio_mem_align, d->dio_off_align);
 	int fd = r->direct ? d->fd_direct : d->fd;
 	uint64_t off = r->offset + r->done;
 	if (r->op == BLK_OP_READ) {
@@ -211,7 +211,7 @@ static int uring_init(struct blk_worker *w, int *efd)
 	if (!u)
 		return -ENOMEM;
 	struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
-				    .cq_entries = cq};
+	                            .cq_entries = cq};
 	int rc = io_uring_queue_init_params(entries, &u->ring, &p);
 	if (rc < 0) {
 		free(u);

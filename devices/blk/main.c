@@ -330,12 +330,12 @@ static int pick_defaults(struct blk_opts *o, struct cli *cli)
 
 static void print_qemu_hint(const struct blk_opts *o, const char *sock)
 {
-	printf("vhu-blk: attach a guest with:\n"
-	       "  qemu-system-x86_64 -machine q35,accel=kvm:tcg -m 1G \\\n"
-	       "    -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\\n"
-	       "    -chardev socket,id=vhublk0,path=%s \\\n"
-	       "    -device vhost-user-blk-pci,chardev=vhublk0,num-queues=%u \\\n"
-	       "    ... (kernel / root disk options)\n",
+	printf("vhu-blk: attach a guest with (the disk is the guest's /dev/vda; add -kernel/-initrd\n"
+	       "vhu-blk: or a boot disk of your own to run an OS on it):\n"
+	       "qemu-system-x86_64 -machine q35,accel=kvm:tcg,memory-backend=mem -m 1G \\\n"
+	       "  -object memory-backend-memfd,id=mem,size=1G,share=on \\\n"
+	       "  -chardev socket,id=vhublk0,path=%s \\\n"
+	       "  -device vhost-user-blk-pci,chardev=vhublk0,num-queues=%u -nographic\n",
 	       sock, o->num_queues);
 	fflush(stdout);
 }
@@ -455,6 +455,12 @@ static int run(struct blk_dev *d, struct cli *cli)
 	rc = vhu_daemon_serve_fd(g_daemon, sock);
 	if (rc < 0)
 		fprintf(stderr, PROG ": serving failed: %s\n", strerror(-rc));
+	else
+		fprintf(stderr,
+		        PROG ": stopped after %" PRIu64 " front end(s), %" PRIu64
+		             " requests (%" PRIu64 " with an error status)\n",
+		        vhu_daemon_connections(g_daemon), atomic_load(&d->nreq),
+		        atomic_load(&d->nerr));
 out:
 	if (g_daemon) {
 		struct vhu_daemon *dm = g_daemon;

@@ -165,8 +165,7 @@ static uint32_t ctrl_one(struct net_dev *d, const struct vhu_chain *c)
 		if (ctrl_dispatch(d, d->ctrl_buf, len) == 0)
 			status = VIRTIO_NET_OK;
 	}
-	atomic_fetch_add(status == VIRTIO_NET_OK ? &d->stats.ctrl_cmds : &d->stats.ctrl_errors,
-			 1);
+	atomic_fetch_add(status == VIRTIO_NET_OK ? &d->stats.ctrl_cmds : &d->stats.ctrl_errors, 1);
 	net_iov_write(c->iov + c->out_num, c->in_num, 0, &status, 1);
 	return 1;
 }

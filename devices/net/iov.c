@@ -19,8 +19,8 @@ static unsigned iov_seek(const struct iovec *iov, unsigned n, size_t off, size_t
 	return i;
 }
 
-size_t net_iov_copy(const struct iovec *dst, unsigned ndst, size_t dst_off,
-		    const struct iovec *src, unsigned nsrc, size_t src_off, size_t len)
+size_t net_iov_copy(const struct iovec *dst, unsigned ndst, size_t dst_off, const struct iovec *src,
+                    unsigned nsrc, size_t src_off, size_t len)
 {
 	size_t di, si, done = 0;
 	unsigned d = iov_seek(dst, ndst, dst_off, &di);
@@ -54,15 +54,14 @@ size_t net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *buf, 
 	return net_iov_copy(&b, 1, 0, iov, n, off, len);
 }
 
-size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *buf,
-		     size_t len)
+size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len)
 {
 	struct iovec b = {.iov_base = (void *)buf, .iov_len = len};
 	return net_iov_copy(iov, n, off, &b, 1, 0, len);
 }
 
-int net_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
-		  struct iovec *out, unsigned max)
+int net_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len, struct iovec *out,
+                  unsigned max)
 {
 	size_t in;
 	unsigned i = iov_seek(iov, n, off, &in), k = 0;

@@ -24,7 +24,7 @@ static int lo_event(struct net_dev *d, uint16_t id, uint32_t evset)
 }
 
 const struct net_backend_ops net_loopback_ops = {
-	.tx = lo_tx,
-	.rx_kick = lo_rx_kick,
-	.event = lo_event,
+    .tx = lo_tx,
+    .rx_kick = lo_rx_kick,
+    .event = lo_event,
 };

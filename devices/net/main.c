@@ -24,8 +24,8 @@
 
 #include "net.h"
 
-#define PROG	   "vhu-net"
-#define EXIT_USAGE 2
+#define PROG          "vhu-net"
+#define EXIT_USAGE    2
 #define MAX_ENDPOINTS 2
 
 struct cli {
@@ -44,26 +44,26 @@ static struct vhu_daemon *g_daemons[MAX_ENDPOINTS];
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: " PROG " [OPTIONS]\n"
-		"Serve a virtio-net device over vhost-user.\n"
-		"\n"
-		"Back side (exactly one):\n"
-		"      --loopback          send every frame back to the guest that sent it\n"
-		"      --peer              two sockets; frames cross between them (a cable)\n"
-		"      --tap NAME          a Linux tap interface (created if absent, set up)\n"
-		"\n"
-		"  -s, --socket-path PATH  listen on the unix socket PATH (twice with --peer)\n"
-		"      --fd N              serve the listening or connected socket N instead\n"
-		"                          (twice with --peer; may mix with --socket-path)\n"
-		"  -q, --queues N          queue pairs, 1..%u (default 1)\n"
-		"      --mac MAC           MAC address (default 52:54:00:12:34:56; with --peer\n"
-		"                          the second side gets the last byte + 1)\n"
-		"      --mtu N             MTU to advertise, 68..65535 (default 1500)\n"
-		"      --poll[=US]         poll rings US microseconds after work (default 50)\n"
-		"      --print-capabilities  print the back end's capabilities (JSON) and exit\n"
-		"  -h, --help              this help\n"
-		"  -V, --version           version\n",
-		NET_MAX_PAIRS);
+	        "Usage: " PROG " [OPTIONS]\n"
+	        "Serve a virtio-net device over vhost-user.\n"
+	        "\n"
+	        "Back side (exactly one):\n"
+	        "      --loopback          send every frame back to the guest that sent it\n"
+	        "      --peer              two sockets; frames cross between them (a cable)\n"
+	        "      --tap NAME          a Linux tap interface (created if absent, set up)\n"
+	        "\n"
+	        "  -s, --socket-path PATH  listen on the unix socket PATH (twice with --peer)\n"
+	        "      --fd N              serve the listening or connected socket N instead\n"
+	        "                          (twice with --peer; may mix with --socket-path)\n"
+	        "  -q, --queues N          queue pairs, 1..%u (default 1)\n"
+	        "      --mac MAC           MAC address (default 52:54:00:12:34:56; with --peer\n"
+	        "                          the second side gets the last byte + 1)\n"
+	        "      --mtu N             MTU to advertise, 68..65535 (default 1500)\n"
+	        "      --poll[=US]         poll rings US microseconds after work (default 50)\n"
+	        "      --print-capabilities  print the back end's capabilities (JSON) and exit\n"
+	        "  -h, --help              this help\n"
+	        "  -V, --version           version\n",
+	        NET_MAX_PAIRS);
 }
 
 static int usage_error(const char *fmt, const char *a)
@@ -96,7 +96,8 @@ static bool parse_mac(const char *s, uint8_t mac[6])
 	char tail;
 
 	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-		   &tail) != 6 || strlen(s) != 17)
+	           &tail) != 6 ||
+	    strlen(s) != 17)
 		return false;
 	for (int i = 0; i < 6; i++)
 		mac[i] = (uint8_t)v[i];
@@ -106,19 +107,19 @@ static bool parse_mac(const char *s, uint8_t mac[6])
 enum { OPT_FD = 1000, OPT_LOOPBACK, OPT_PEER, OPT_TAP, OPT_MAC, OPT_MTU, OPT_POLL, OPT_CAPS };
 
 static const struct option long_opts[] = {
-	{"socket-path", required_argument, NULL, 's'},
-	{"fd", required_argument, NULL, OPT_FD},
-	{"queues", required_argument, NULL, 'q'},
-	{"loopback", no_argument, NULL, OPT_LOOPBACK},
-	{"peer", no_argument, NULL, OPT_PEER},
-	{"tap", required_argument, NULL, OPT_TAP},
-	{"mac", required_argument, NULL, OPT_MAC},
-	{"mtu", required_argument, NULL, OPT_MTU},
-	{"poll", optional_argument, NULL, OPT_POLL},
-	{"print-capabilities", no_argument, NULL, OPT_CAPS},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+    {"socket-path", required_argument, NULL, 's'},
+    {"fd", required_argument, NULL, OPT_FD},
+    {"queues", required_argument, NULL, 'q'},
+    {"loopback", no_argument, NULL, OPT_LOOPBACK},
+    {"peer", no_argument, NULL, OPT_PEER},
+    {"tap", required_argument, NULL, OPT_TAP},
+    {"mac", required_argument, NULL, OPT_MAC},
+    {"mtu", required_argument, NULL, OPT_MTU},
+    {"poll", optional_argument, NULL, OPT_POLL},
+    {"print-capabilities", no_argument, NULL, OPT_CAPS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 static int set_mode(struct cli *c, enum net_mode m)
@@ -144,14 +145,16 @@ static int parse_option(int opt, const char *arg, struct cli *c)
 		return -1;
 	case OPT_FD:
 		if (!parse_uint(arg, 0, INT_MAX, &v))
-			return usage_error("invalid --fd '%s': expected a file descriptor number", arg);
+			return usage_error("invalid --fd '%s': expected a file descriptor number",
+			                   arg);
 		if (c->npaths + c->nfds == MAX_ENDPOINTS)
 			return usage_error("too many sockets (at most two, with --peer)%s", "");
 		c->fds[c->nfds++] = (int)v;
 		return -1;
 	case 'q':
 		if (!parse_uint(arg, 1, NET_MAX_PAIRS, &v))
-			return usage_error("invalid --queues '%s': expected 1..31 queue pairs", arg);
+			return usage_error("invalid --queues '%s': expected 1..31 queue pairs",
+			                   arg);
 		c->o.pairs = (unsigned)v;
 		return -1;
 	case OPT_LOOPBACK:
@@ -160,14 +163,14 @@ static int parse_option(int opt, const char *arg, struct cli *c)
 		return set_mode(c, NET_MODE_PEER);
 	case OPT_TAP:
 		if (!*arg || strlen(arg) >= 16 || strchr(arg, '/') || strchr(arg, ' '))
-			return usage_error("invalid --tap '%s': expected an interface name (< 16 chars)",
-					   arg);
+			return usage_error(
+			    "invalid --tap '%s': expected an interface name (< 16 chars)", arg);
 		c->o.tap = arg;
 		return set_mode(c, NET_MODE_TAP);
 	case OPT_MAC:
 		if (!parse_mac(arg, c->o.mac))
-			return usage_error("invalid --mac '%s': expected a unicast xx:xx:xx:xx:xx:xx",
-					   arg);
+			return usage_error(
+			    "invalid --mac '%s': expected a unicast xx:xx:xx:xx:xx:xx", arg);
 		c->mac_set = true;
 		return -1;
 	case OPT_MTU:
@@ -180,7 +183,7 @@ static int parse_option(int opt, const char *arg, struct cli *c)
 			v = 50;
 		else if (!parse_uint(arg, 0, 1000000, &v))
 			return usage_error("invalid --poll '%s': expected 0..1000000 microseconds",
-					   arg);
+			                   arg);
 		c->o.poll_us = (unsigned)v;
 		return -1;
 	case OPT_CAPS:
@@ -206,9 +209,10 @@ static int check_args(struct cli *c)
 	if (c->o.mode == NET_MODE_NONE)
 		return usage_error("no back side: give --loopback, --peer or --tap NAME%s", "");
 	if (c->npaths + c->nfds != want)
-		return usage_error(want == 2 ? "--peer needs two sockets (--socket-path/--fd twice)%s"
-					     : "give one --socket-path PATH or --fd N%s",
-				   "");
+		return usage_error(want == 2
+		                       ? "--peer needs two sockets (--socket-path/--fd twice)%s"
+		                       : "give one --socket-path PATH or --fd N%s",
+		                   "");
 	if (c->npaths == 2 && !strcmp(c->paths[0], c->paths[1]))
 		return usage_error("--peer: the two socket paths must differ%s", "");
 	if (c->nfds == 2 && c->fds[0] == c->fds[1])
@@ -358,19 +362,20 @@ static int serve(struct cli *c, struct net_dev **devs, unsigned n, const sigset_
 		g_daemons[i] = devs[i]->daemon;
 		r = start_endpoint(c, i, devs[i]->daemon);
 		if (r < 0) {
-			fprintf(stderr, PROG ": cannot serve %s: %s\n", endpoint_name(c, i, buf, 32),
-				r == -EADDRINUSE ? "another process listens there"
-				: r == -EEXIST	 ? "exists and is not a socket"
-						 : strerror(-r));
+			fprintf(stderr, PROG ": cannot serve %s: %s\n",
+			        endpoint_name(c, i, buf, 32),
+			        r == -EADDRINUSE ? "another process listens there"
+			        : r == -EEXIST   ? "exists and is not a socket"
+			                         : strerror(-r));
 			on_signal(0);
 			rc = r;
 			n = i;
 			break;
 		}
 		fprintf(stderr, PROG ": %s serving %s (%u queue pair(s), %u thread(s)%s%s)\n",
-			devs[i]->name, endpoint_name(c, i, buf, 32), devs[i]->max_pairs,
-			devs[i]->nthreads, c->o.tap ? ", tap " : "",
-			c->o.tap ? devs[i]->tap_name : "");
+		        devs[i]->name, endpoint_name(c, i, buf, 32), devs[i]->max_pairs,
+		        devs[i]->nthreads, c->o.tap ? ", tap " : "",
+		        c->o.tap ? devs[i]->tap_name : "");
 	}
 	/* Serving threads are started with signals blocked; take them here. */
 	pthread_sigmask(SIG_SETMASK, old, NULL);
@@ -380,7 +385,7 @@ static int serve(struct cli *c, struct net_dev **devs, unsigned n, const sigset_
 		on_signal(0);
 		if (r < 0) {
 			fprintf(stderr, PROG ": %s: serving failed: %s\n", devs[i]->name,
-				strerror(-r));
+			        strerror(-r));
 			rc = r;
 		}
 	}
@@ -398,7 +403,7 @@ static int run(struct cli *c)
 		rc = check_fd(c->fds[i]);
 		if (rc < 0) {
 			fprintf(stderr, PROG ": --fd %d: not a usable stream socket: %s\n",
-				c->fds[i], strerror(-rc));
+			        c->fds[i], strerror(-rc));
 			return 1;
 		}
 	}
@@ -438,7 +443,8 @@ static int run(struct cli *c)
 
 int main(int argc, char **argv)
 {
-	struct cli c = {.o = {.pairs = 1, .mtu = 1500, .mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56}}};
+	struct cli c = {
+	    .o = {.pairs = 1, .mtu = 1500, .mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56}}};
 	int rc = parse_args(argc, argv, &c);
 
 	if (rc >= 0)

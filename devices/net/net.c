@@ -36,7 +36,7 @@ struct vhu_vring *net_vring(struct net_dev *d, unsigned q)
 static uint64_t offered_features(const struct net_dev *d)
 {
 	uint64_t f = F(VHU_F_VERSION_1) | F(VHU_F_RING_INDIRECT_DESC) | F(VHU_F_RING_EVENT_IDX) |
-		     F(VHU_F_ANY_LAYOUT) | F(VHU_F_LOG_ALL);
+	             F(VHU_F_ANY_LAYOUT) | F(VHU_F_LOG_ALL);
 
 	f |= F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_MTU) | F(VIRTIO_NET_F_MRG_RXBUF) |
 	     F(VIRTIO_NET_F_STATUS) | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) |
@@ -74,12 +74,12 @@ static void op_acked_features(void *dev, uint64_t features)
 
 	atomic_store(&d->acked, features);
 	atomic_store(&d->hdr_len,
-		     (features & (F(VHU_F_VERSION_1) | F(VIRTIO_NET_F_MRG_RXBUF))) ? 12u : 10u);
+	             (features & (F(VHU_F_VERSION_1) | F(VIRTIO_NET_F_MRG_RXBUF))) ? 12u : 10u);
 	atomic_store(&d->mrg_rxbuf, (features & F(VIRTIO_NET_F_MRG_RXBUF)) != 0);
 	atomic_store(&d->guest_offloads, go);
 	if (d->be->set_offloads && d->be->set_offloads(d, go) < 0)
 		vhu_log(VHU_LOG_WARN, "%s: back side refused offloads %#llx", d->name,
-			(unsigned long long)go);
+		        (unsigned long long)go);
 }
 
 static uint64_t op_protocol_features(void *dev)
@@ -116,7 +116,7 @@ static void fill_config(struct net_dev *d, struct virtio_net_config *c)
 	c->max_virtqueue_pairs = (uint16_t)d->max_pairs;
 	c->mtu = d->mtu;
 	c->speed = 0xffffffffu; /* unknown */
-	c->duplex = 0xff;	/* unknown */
+	c->duplex = 0xff;       /* unknown */
 }
 
 static int op_get_config(void *dev, uint32_t offset, void *buf, uint32_t size)
@@ -162,7 +162,7 @@ static int op_queues_per_thread(void *dev, uint64_t *masks, unsigned max)
 }
 
 static int op_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_vring **vrings,
-			   unsigned nvrings, unsigned thread_id)
+                           unsigned nvrings, unsigned thread_id)
 {
 	struct net_dev *d = dev;
 
@@ -177,16 +177,16 @@ static int op_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_vr
 }
 
 const struct vhu_backend_ops net_backend_ops = {
-	.num_queues = op_num_queues,
-	.max_queue_size = op_max_queue_size,
-	.features = op_features,
-	.acked_features = op_acked_features,
-	.protocol_features = op_protocol_features,
-	.reset_device = op_reset_device,
-	.get_config = op_get_config,
-	.set_config = op_set_config,
-	.queues_per_thread = op_queues_per_thread,
-	.handle_event = op_handle_event,
+    .num_queues = op_num_queues,
+    .max_queue_size = op_max_queue_size,
+    .features = op_features,
+    .acked_features = op_acked_features,
+    .protocol_features = op_protocol_features,
+    .reset_device = op_reset_device,
+    .get_config = op_get_config,
+    .set_config = op_set_config,
+    .queues_per_thread = op_queues_per_thread,
+    .handle_event = op_handle_event,
 };
 
 static const struct net_backend_ops *mode_ops(enum net_mode m)
@@ -263,10 +263,10 @@ int net_dev_new(struct net_dev **out, const struct net_dev_opts *o)
 int net_dev_attach(struct net_dev *d, const struct net_dev_opts *o)
 {
 	struct vhu_daemon_config cfg = {
-		.name = d->name,
-		.lock = VHU_LOCK_NONE, /* the device synchronises itself (atomics, vring locks) */
-		.vring_flavour = VHU_VRING_MUTEX,
-		.poll_us = o->poll_us,
+	    .name = d->name,
+	    .lock = VHU_LOCK_NONE, /* the device synchronises itself (atomics, vring locks) */
+	    .vring_flavour = VHU_VRING_MUTEX,
+	    .poll_us = o->poll_us,
 	};
 	int r;
 
@@ -281,10 +281,10 @@ int net_dev_attach(struct net_dev *d, const struct net_dev_opts *o)
 	for (unsigned k = 0; k < d->max_pairs; k++) {
 		struct net_pair *p = &d->pairs[k];
 		r = vhu_daemon_add_listener(d->daemon, p->thread, p->wake_fd, EPOLLIN,
-					    net_wake_id(d, k));
+		                            net_wake_id(d, k));
 		if (r == 0 && p->tap_fd >= 0)
 			r = vhu_daemon_add_listener(d->daemon, p->thread, p->tap_fd, EPOLLIN,
-						    net_tap_id(d, k));
+			                            net_tap_id(d, k));
 		if (r < 0)
 			return r;
 	}
@@ -325,11 +325,11 @@ void net_dev_print_stats(const struct net_dev *d)
 	const struct net_stats *s = &d->stats;
 
 	fprintf(stderr,
-		"%s: tx %llu tx_dropped %llu tx_errors %llu rx %llu rx_dropped %llu "
-		"rx_filtered %llu rx_stalls %llu ctrl %llu ctrl_errors %llu\n",
-		d->name, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_dropped,
-		(unsigned long long)s->tx_errors, (unsigned long long)s->rx_frames,
-		(unsigned long long)s->rx_dropped, (unsigned long long)s->rx_filtered,
-		(unsigned long long)s->rx_stalls, (unsigned long long)s->ctrl_cmds,
-		(unsigned long long)s->ctrl_errors);
+	        "%s: tx %llu tx_dropped %llu tx_errors %llu rx %llu rx_dropped %llu "
+	        "rx_filtered %llu rx_stalls %llu ctrl %llu ctrl_errors %llu\n",
+	        d->name, (unsigned long long)s->tx_frames, (unsigned long long)s->tx_dropped,
+	        (unsigned long long)s->tx_errors, (unsigned long long)s->rx_frames,
+	        (unsigned long long)s->rx_dropped, (unsigned long long)s->rx_filtered,
+	        (unsigned long long)s->rx_stalls, (unsigned long long)s->ctrl_cmds,
+	        (unsigned long long)s->ctrl_errors);
 }

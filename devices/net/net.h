@@ -34,19 +34,19 @@
 
 #include "vhu/vhu.h"
 
-#define NET_MAX_PAIRS	  31 /* 2 * 31 + 1 queues fit the 64-bit thread masks */
-#define NET_QUEUE_SIZE	  1024
-#define NET_HDR_LEN_MAX	  12u    /* virtio_net_hdr_v1 / _mrg_rxbuf */
-#define NET_MAX_FRAME	  65550u /* largest payload (GSO) behind the header */
-#define NET_MIN_FRAME	  14u    /* an Ethernet header */
-#define NET_TX_IOV	  256    /* iovecs of one tx chain */
-#define NET_RX_CHAINS	  128    /* rx chains one frame may span */
-#define NET_RX_IOV_POOL	  2048   /* iovecs for those chains together */
+#define NET_MAX_PAIRS     31 /* 2 * 31 + 1 queues fit the 64-bit thread masks */
+#define NET_QUEUE_SIZE    1024
+#define NET_HDR_LEN_MAX   12u    /* virtio_net_hdr_v1 / _mrg_rxbuf */
+#define NET_MAX_FRAME     65550u /* largest payload (GSO) behind the header */
+#define NET_MIN_FRAME     14u    /* an Ethernet header */
+#define NET_TX_IOV        256    /* iovecs of one tx chain */
+#define NET_RX_CHAINS     128    /* rx chains one frame may span */
+#define NET_RX_IOV_POOL   2048   /* iovecs for those chains together */
 #define NET_RX_CHAIN_IOV  64     /* iovecs of one rx chain */
-#define NET_BUDGET	  1024   /* frames per event before yielding */
+#define NET_BUDGET        1024   /* frames per event before yielding */
 #define NET_MAC_TABLE_MAX 64     /* per list; more means "accept all" */
-#define NET_CTRL_IOV	  64     /* iovecs of one control command */
-#define NET_CTRL_BUF	  8192   /* largest control command accepted */
+#define NET_CTRL_IOV      64     /* iovecs of one control command */
+#define NET_CTRL_BUF      8192   /* largest control command accepted */
 
 /* The 10-byte header every variant starts with, little-endian. */
 struct net_hdr {
@@ -110,11 +110,11 @@ struct net_pair {
 	unsigned index;
 	unsigned thread;
 	_Atomic bool tx_blocked; /* tx waits for rx buffers on the receiving side */
-	int wake_fd;		 /* eventfd: resume tx (peer side got rx buffers) */
-	int tap_fd;		 /* tap queue of this pair, or -1 */
+	int wake_fd;             /* eventfd: resume tx (peer side got rx buffers) */
+	int tap_fd;              /* tap queue of this pair, or -1 */
 	_Atomic bool tap_parked; /* tap fd removed from epoll until rx buffers come */
-	uint8_t *bounce;	 /* tap rx: one frame read from the tap */
-	size_t bounce_len;	 /* bytes pending in bounce (0: none) */
+	uint8_t *bounce;         /* tap rx: one frame read from the tap */
+	size_t bounce_len;       /* bytes pending in bounce (0: none) */
 	struct net_scratch *scratch;
 };
 
@@ -143,12 +143,12 @@ struct net_dev {
 	unsigned nqueues; /* 2 * max_pairs + 1 */
 	uint64_t offered;
 	uint16_t mtu;
-	uint8_t mac[6];	     /* config-space MAC, changed by CTRL_MAC_ADDR (filter lock) */
+	uint8_t mac[6];      /* config-space MAC, changed by CTRL_MAC_ADDR (filter lock) */
 	uint8_t orig_mac[6]; /* restored on reset */
 
 	_Atomic uint64_t acked;
 	_Atomic uint64_t guest_offloads; /* GUEST_* feature bits in effect */
-	_Atomic unsigned hdr_len;	 /* 10 or 12 */
+	_Atomic unsigned hdr_len;        /* 10 or 12 */
 	_Atomic bool mrg_rxbuf;
 	_Atomic unsigned active_pairs;
 
@@ -196,10 +196,11 @@ enum { NET_RX_OK = 0, NET_RX_DROP = 1, NET_RX_AGAIN = 2 };
 /* Can `d` receive at all right now (rx queue of `pair` started+enabled)? */
 bool net_rx_ready(struct vhu_vring *rx);
 /* Deliver one frame into rx (caller holds the rx vring lock).  Returns
- * NET_RX_OK (pushed, not yet notified), NET_RX_DROP (counted), or
- * NET_RX_AGAIN (no rx buffers now: nothing consumed, notifications on). */
+ * NET_RX_OK (pushed, not yet notified; the caller adds it to rx_frames),
+ * NET_RX_DROP (counted), or NET_RX_AGAIN (no rx buffers now: nothing
+ * consumed). */
 int net_rx_deliver(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
-		   const struct net_frame *f);
+                   const struct net_frame *f);
 /* Does the receive filter of d accept a frame with this destination MAC? */
 bool net_filter_accept(struct net_dev *d, const uint8_t dst[6]);
 void net_filter_reset(struct net_filter *f);
@@ -225,15 +226,14 @@ int net_ctrl_process(struct net_dev *d);
 /* ---- iov.c ---- */
 /* Copy len bytes from src (at src_off) to dst (at dst_off); returns bytes
  * copied (less if either side ends). */
-size_t net_iov_copy(const struct iovec *dst, unsigned ndst, size_t dst_off,
-		    const struct iovec *src, unsigned nsrc, size_t src_off, size_t len);
+size_t net_iov_copy(const struct iovec *dst, unsigned ndst, size_t dst_off, const struct iovec *src,
+                    unsigned nsrc, size_t src_off, size_t len);
 size_t net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len);
-size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *buf,
-		     size_t len);
+size_t net_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len);
 /* Build iovecs for [off, off+len) of iov into out (max entries). Returns the
  * count, or -ENOBUFS. */
-int net_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
-		  struct iovec *out, unsigned max);
+int net_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len, struct iovec *out,
+                  unsigned max);
 /* Ones' complement sum of [off, off+len) (not folded, not inverted). */
 uint32_t net_iov_csum(const struct iovec *iov, unsigned n, size_t off, size_t len);
 uint16_t net_csum_fold(uint32_t sum);

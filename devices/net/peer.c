@@ -45,8 +45,8 @@ static void peer_reset(struct net_dev *d)
 }
 
 const struct net_backend_ops net_peer_ops = {
-	.tx = peer_tx,
-	.rx_kick = peer_rx_kick,
-	.event = peer_event,
-	.reset = peer_reset,
+    .tx = peer_tx,
+    .rx_kick = peer_rx_kick,
+    .event = peer_event,
+    .reset = peer_reset,
 };

@@ -38,7 +38,7 @@ static void tap_up(const char *name)
 		ifr.ifr_flags |= IFF_UP;
 		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
 			vhu_log(VHU_LOG_WARN, "tap %s: cannot bring it up: %s", name,
-				strerror(errno));
+			        strerror(errno));
 	}
 	close(s);
 }
@@ -177,7 +177,7 @@ static void tap_park(struct net_dev *d, struct net_pair *p, bool park)
 		vhu_daemon_del_listener(d->daemon, p->thread, p->tap_fd);
 	else
 		vhu_daemon_add_listener(d->daemon, p->thread, p->tap_fd, EPOLLIN,
-					net_tap_id(d, p->index));
+		                        net_tap_id(d, p->index));
 }
 
 /* Read one frame into the bounce buffer. 1 = got one, 0 = tap empty. */
@@ -201,7 +201,8 @@ static void tap_rx(struct net_dev *d, unsigned k)
 {
 	struct net_pair *p = &d->pairs[k];
 	struct vhu_vring *rx = net_vring(d, 2 * k);
-	unsigned budget = NET_BUDGET, moved = 0;
+	unsigned budget = NET_BUDGET, moved = 0, moved_at_retry = 0;
+	bool retried = false;
 
 	if (!rx)
 		return;
@@ -210,14 +211,22 @@ static void tap_rx(struct net_dev *d, unsigned k)
 		if (!p->bounce_len && !tap_read(p))
 			break;
 		struct iovec iov = {.iov_base = p->bounce, .iov_len = p->bounce_len};
-		struct net_frame f = {.iov = &iov, .niov = 1, .off = NET_HDR_LEN_MAX,
-				      .len = p->bounce_len - NET_HDR_LEN_MAX};
+		struct net_frame f = {.iov = &iov,
+		                      .niov = 1,
+		                      .off = NET_HDR_LEN_MAX,
+		                      .len = p->bounce_len - NET_HDR_LEN_MAX};
 		memcpy(&f.hdr, p->bounce, sizeof(f.hdr));
 		if (!net_rx_ready(rx)) {
 			atomic_fetch_add(&d->stats.rx_dropped, 1);
 		} else if (net_rx_deliver(d, rx, p->scratch, &f) == NET_RX_AGAIN) {
-			if (vhu_vring_enable_notification(rx))
-				continue; /* buffers came meanwhile */
+			/* Buffers that came while kicks were off: retry, but not
+			 * again without progress (too few for this frame). */
+			if (vhu_vring_enable_notification(rx) &&
+			    (!retried || moved > moved_at_retry)) {
+				retried = true;
+				moved_at_retry = moved;
+				continue;
+			}
 			tap_park(d, p, true);
 			break;
 		} else {
@@ -226,6 +235,7 @@ static void tap_rx(struct net_dev *d, unsigned k)
 		p->bounce_len = 0;
 	}
 	if (moved) {
+		atomic_fetch_add_explicit(&d->stats.rx_frames, moved, memory_order_relaxed);
 		vhu_vring_notify(rx);
 		if (!atomic_load(&p->tap_parked))
 			vhu_vring_disable_notification(rx);
@@ -248,9 +258,10 @@ static int tap_event(struct net_dev *d, uint16_t id, uint32_t evset)
 	unsigned k = (unsigned)id - d->nqueues;
 	uint64_t v;
 
-	if (k < d->max_pairs) { /* wake: tx had more than one budget */
+	if (k < d->max_pairs) { /* wake: tx had more than a budget, or a reset */
 		if (read(d->pairs[k].wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			return -errno;
+		tap_rx_kick(d, k);
 		return tap_tx(d, k);
 	}
 	k -= d->max_pairs;
@@ -259,18 +270,23 @@ static int tap_event(struct net_dev *d, uint16_t id, uint32_t evset)
 	return 0;
 }
 
-/* Front end gone: listen again so frames arriving meanwhile are dropped
- * instead of piling up in the tap queue. */
+/* Front end gone: have each worker listen to its tap again (parking is
+ * only ever changed by the worker), so frames arriving meanwhile are read
+ * and dropped instead of piling up in the tap queue. */
 static void tap_reset(struct net_dev *d)
 {
+	uint64_t one = 1;
+
 	for (unsigned k = 0; k < d->max_pairs; k++)
-		tap_park(d, &d->pairs[k], false);
+		if (atomic_load(&d->pairs[k].tap_parked) &&
+		    write(d->pairs[k].wake_fd, &one, sizeof(one)) < 0)
+			vhu_log(VHU_LOG_WARN, "%s: cannot wake pair %u", d->name, k);
 }
 
 const struct net_backend_ops net_tap_ops = {
-	.tx = tap_tx,
-	.rx_kick = tap_rx_kick,
-	.event = tap_event,
-	.set_offloads = tap_set_offloads,
-	.reset = tap_reset,
+    .tx = tap_tx,
+    .rx_kick = tap_rx_kick,
+    .event = tap_event,
+    .set_offloads = tap_set_offloads,
+    .reset = tap_reset,
 };

@@ -42,7 +42,7 @@ struct fwd_result {
 
 /* One locked pass: tx of src pair k into rx (may be NULL: drop). */
 static void forward_pass(struct net_dev *src, struct net_scratch *s, struct vhu_vring *tx,
-			 struct net_dev *dst, struct vhu_vring *rx, struct fwd_result *res)
+                         struct net_dev *dst, struct vhu_vring *rx, struct fwd_result *res)
 {
 	bool ready = net_rx_ready(rx);
 	unsigned budget = NET_BUDGET;
@@ -74,7 +74,6 @@ static void forward_pass(struct net_dev *src, struct net_scratch *s, struct vhu_
 			return;
 		}
 		vhu_vring_push(tx, &c, 0);
-		atomic_fetch_add_explicit(&src->stats.tx_frames, 1, memory_order_relaxed);
 		res->moved++;
 	}
 	res->more = true;
@@ -84,6 +83,8 @@ int net_forward(struct net_dev *src, unsigned k, struct net_dev *dst)
 {
 	struct net_pair *p = &src->pairs[k];
 	struct vhu_vring *tx = net_vring(src, 2 * k + 1);
+
+	bool retried = false;
 
 	if (!tx)
 		return -EINVAL;
@@ -104,8 +105,13 @@ int net_forward(struct net_dev *src, unsigned k, struct net_dev *dst)
 		if (rx)
 			vhu_vring_lock(rx);
 		forward_pass(src, p->scratch, tx, dst, rx, &res);
-		if (rx && res.moved)
+		if (res.moved) { /* counters once per batch: they are shared */
+			atomic_fetch_add_explicit(&src->stats.tx_frames, res.moved,
+			                          memory_order_relaxed);
+			atomic_fetch_add_explicit(&dst->stats.rx_frames, res.moved,
+			                          memory_order_relaxed);
 			vhu_vring_notify(rx);
+		}
 		if (res.blocked) {
 			/* Publish "blocked" before re-arming rx kicks so that a kick
 			 * racing with us either sees the flag or we see its buffers. */
@@ -126,8 +132,12 @@ int net_forward(struct net_dev *src, unsigned k, struct net_dev *dst)
 				return -errno;
 			return 0;
 		}
-		if (!retry)
+		/* Buffers that came while kicks were off: try again, but once
+		 * without progress is enough (a frame that needs more buffers
+		 * than posted waits for the kick the next ones bring). */
+		if (!retry || (retried && res.moved == 0))
 			return 0;
+		retried = true;
 	}
 }
 

@@ -40,24 +40,27 @@ static struct vhu_daemon *volatile g_daemon;
 
 static void usage(FILE *out)
 {
-	fprintf(out, "Usage: " PROG " (--socket-path PATH | --fd FD) [OPTION...]\n"
-	             "vhost-user virtio-rng back end (libvhu " VHU_VERSION_STRING ").\n"
-	             "\n"
-	             "  -s, --socket-path PATH       listen on unix socket PATH\n"
-	             "      --fd FD                  serve the listening (or connected) unix\n"
-	             "                               socket FD inherited from the parent\n"
-	             "      --source FILE            read entropy from FILE (e.g. /dev/urandom;\n"
-	             "                               a regular file is replayed) instead of\n"
-	             "                               getrandom(2)\n"
-	             "      --max-bytes-per-sec N    rate limit (token bucket, burst N bytes)\n"
-	             "      --max-connections N      exit after serving N front ends\n"
-	             "  -v, --verbose                more log output (repeat for debug)\n"
-	             "      --print-capabilities     print capabilities as JSON and exit\n"
-	             "  -h, --help                   print this help and exit\n"
-	             "  -V, --version                print the version and exit\n"
-	             "\n"
-	             "Serves one front end at a time, one after another, until SIGINT or\n"
-	             "SIGTERM.\n");
+	fprintf(out,
+	        "Usage: " PROG " (--socket-path PATH | --fd FD) [OPTION...]\n"
+	        "vhost-user virtio-rng back end (libvhu " VHU_VERSION_STRING ").\n"
+	        "\n"
+	        "  -s, --socket-path PATH       listen on unix socket PATH\n"
+	        "      --fd FD                  serve the listening (or connected) unix\n"
+	        "                               socket FD inherited from the parent\n"
+	        "      --source FILE            read entropy from FILE (e.g. /dev/urandom;\n"
+	        "                               a regular file is replayed) instead of\n"
+	        "                               getrandom(2)\n"
+	        "      --max-bytes-per-sec N    rate limit (token bucket of N bytes; a request\n"
+	        "                               waits until it can be served whole, one\n"
+	        "                               larger than N gets N bytes)\n"
+	        "      --max-connections N      exit after serving N front ends\n"
+	        "  -v, --verbose                more log output (repeat for debug)\n"
+	        "      --print-capabilities     print capabilities as JSON and exit\n"
+	        "  -h, --help                   print this help and exit\n"
+	        "  -V, --version                print the version and exit\n"
+	        "\n"
+	        "Serves one front end at a time, one after another, until SIGINT or\n"
+	        "SIGTERM.\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)

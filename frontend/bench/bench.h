@@ -85,9 +85,10 @@ struct bench_worker {
 	uint64_t rng;
 	struct hist hist;
 	/* Counted in the measured phase only. */
-	uint64_t reqs, reads, writes, errors, kicks, wakeups, timeouts;
+	uint64_t reqs, reads, writes, errors, kicks, calls, timeouts;
+	uint64_t stalls; /* timed-out waits with completions pending */
 	uint64_t inflight;
-	uint64_t used_seen; /* used entries taken, all phases (poll mode) */
+	uint64_t used_seen; /* used entries taken, all phases */
 	int err;            /* first fatal error, -errno */
 };
 
@@ -115,7 +116,7 @@ uint64_t bench_now_ns(void);
 /* Measured totals, for the report. */
 struct bench_result {
 	double seconds;
-	uint64_t reqs, reads, writes, errors, kicks, wakeups, timeouts;
+	uint64_t reqs, reads, writes, errors, kicks, calls, timeouts, stalls;
 	struct hist hist;
 	int64_t backend_cpu_us; /* -1 if unknown */
 	int64_t backend_ctxsw;  /* -1 if unknown */

@@ -92,8 +92,9 @@ static void collect(struct bench *b, struct bench_result *r)
 		r->writes += w->writes;
 		r->errors += w->errors;
 		r->kicks += w->kicks;
-		r->wakeups += w->wakeups;
+		r->calls += w->calls;
 		r->timeouts += w->timeouts;
+		r->stalls += w->stalls;
 		hist_merge(&r->hist, &w->hist);
 	}
 	if (b->backend_pid > 0)

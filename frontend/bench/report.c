@@ -41,7 +41,7 @@ static void derive(const struct bench *b, const struct bench_result *r, struct d
 	d->be_ctxsw_per_req = per_req((double)r->backend_ctxsw, r->reqs);
 	d->gen_us_per_req = per_req((double)r->gen_cpu_us, r->reqs);
 	d->kicks_per_req = per_req((double)r->kicks, r->reqs);
-	d->calls_per_req = per_req((double)r->wakeups, r->reqs);
+	d->calls_per_req = per_req((double)r->calls, r->reqs);
 }
 
 void bench_report_text(const struct bench *b, const struct bench_result *r)
@@ -67,8 +67,8 @@ void bench_report_text(const struct bench *b, const struct bench_result *r)
 	else
 		printf("  backend    CPU unknown (no pid; use --backend-pid)\n");
 	printf("  generator  %.2f us CPU/request; %.3f kicks/request, %.3f calls/request, "
-	       "%" PRIu64 " wait timeouts\n",
-	       d.gen_us_per_req, d.kicks_per_req, d.calls_per_req, r->timeouts);
+	       "%" PRIu64 " wait timeouts (%" PRIu64 " with completions pending)\n",
+	       d.gen_us_per_req, d.kicks_per_req, d.calls_per_req, r->timeouts, r->stalls);
 }
 
 static void json_str(const char *k, const char *v)
@@ -117,6 +117,6 @@ void bench_report_json(const struct bench *b, const struct bench_result *r)
 		       "\"backend_cpu_us_per_req\":null,\"backend_cpu_util\":null,");
 	}
 	printf("\"gen_cpu_us_per_req\":%.4f,\"kicks_per_req\":%.4f,\"calls_per_req\":%.4f,"
-	       "\"wait_timeouts\":%" PRIu64 "}\n",
-	       d.gen_us_per_req, d.kicks_per_req, d.calls_per_req, r->timeouts);
+	       "\"wait_timeouts\":%" PRIu64 ",\"missed_calls\":%" PRIu64 "}\n",
+	       d.gen_us_per_req, d.kicks_per_req, d.calls_per_req, r->timeouts, r->stalls);
 }

@@ -9,6 +9,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,20 +97,23 @@ static int kick(struct bench_worker *w, bool measure)
 	return 0;
 }
 
-/* Take everything on the used ring; returns how many. */
-static unsigned drain(struct bench_worker *w, bool measure)
+/* Take everything on the used ring; returns how many, or -EIO if the
+ * device returned a head it was not given. */
+static int drain(struct bench_worker *w, bool measure)
 {
 	void *cookie;
 	uint32_t len;
 	unsigned n = 0;
 	uint64_t now = 0;
-	while (n < w->b->o.depth && vhuf_get_used(w->b->f, w->q, &cookie, &len) == 1) {
+	int r;
+	while (n < w->b->o.depth && (r = vhuf_get_used(w->b->f, w->q, &cookie, &len)) == 1) {
 		if (!now)
 			now = bench_now_ns();
 		complete(w, cookie, now, measure);
 		w->done[n++] = cookie;
+		w->used_seen++;
 	}
-	return n;
+	return r < 0 ? r : (int)n;
 }
 
 static int resubmit(struct bench_worker *w, unsigned n, bool measure)
@@ -123,17 +127,42 @@ static int resubmit(struct bench_worker *w, unsigned n, bool measure)
 	return kick(w, measure);
 }
 
-/* Block for the next interrupt (notification mode). */
+/* Completions published but not taken yet.  Seen after a wait timed out,
+ * the device did not send a call it owed (or sent it in the instant
+ * between the time-out and this check). */
+static bool used_pending(struct bench_worker *w)
+{
+	const uint16_t *used = vhuf_ring_used(w->b->f, w->q);
+	return used && __atomic_load_n(&used[1], __ATOMIC_ACQUIRE) != (uint16_t)w->used_seen;
+}
+
+/* Poll mode leaves the call eventfd unread, and notification mode reads
+ * it only when it sleeps: either way its counter is the number of
+ * interrupts the device sent since the last read. */
+static uint64_t read_calls(struct bench_worker *w)
+{
+	uint64_t v = 0;
+	if (read(vhuf_call_fd(w->b->f, w->q), &v, sizeof(v)) != sizeof(v))
+		v = 0;
+	return v;
+}
+
+/* Block for the next interrupt (notification mode).  Not vhuf_wait_call():
+ * the eventfd's value tells how many calls were coalesced into this one
+ * wake-up, and calls per request is what EVENT_IDX is about. */
 static int wait_call(struct bench_worker *w, bool measure)
 {
-	int r = vhuf_wait_call(w->b->f, w->q, WAIT_MS);
+	struct pollfd p = {.fd = vhuf_call_fd(w->b->f, w->q), .events = POLLIN};
+	int r = poll(&p, 1, WAIT_MS);
 	if (r < 0)
-		return r;
+		return errno == EINTR ? 0 : -errno;
+	uint64_t calls = r > 0 ? read_calls(w) : 0;
 	if (measure) {
-		if (r > 0)
-			w->wakeups++;
-		else
+		w->calls += calls;
+		if (r == 0)
 			w->timeouts++;
+		if (r == 0 && used_pending(w))
+			w->stalls++;
 	}
 	return 0;
 }
@@ -160,16 +189,6 @@ static void suppress_calls(struct bench_worker *w, uint16_t last_used)
 		__atomic_store_n(&avail[0], (uint16_t)1, __ATOMIC_RELEASE);
 }
 
-/* Poll mode leaves the call eventfd unread: its counter is the number of
- * interrupts the device sent since the last read. */
-static uint64_t read_calls(struct bench_worker *w)
-{
-	uint64_t v = 0;
-	if (read(vhuf_call_fd(w->b->f, w->q), &v, sizeof(v)) != sizeof(v))
-		v = 0;
-	return v;
-}
-
 static int run_loop(struct bench_worker *w)
 {
 	struct bench *b = w->b;
@@ -185,22 +204,24 @@ static int run_loop(struct bench_worker *w)
 	int last_ph = PH_WARMUP;
 	while (r == 0) {
 		int ph = atomic_load_explicit(&b->phase, memory_order_relaxed);
-		if (ph != last_ph && b->o.poll) {
+		if (ph != last_ph) { /* calls pending belong to the phase that ends */
 			uint64_t calls = read_calls(w);
 			if (last_ph == PH_MEASURE)
-				w->wakeups = calls;
+				w->calls += calls;
 		}
 		last_ph = ph;
 		if (ph == PH_STOP)
 			break;
 		bool measure = ph == PH_MEASURE;
-		unsigned n = drain(w, measure);
-		if (n && b->o.poll) {
-			w->used_seen += n;
-			suppress_calls(w, (uint16_t)w->used_seen);
+		int n = drain(w, measure);
+		if (n < 0) {
+			r = n;
+			break;
 		}
+		if (n && b->o.poll)
+			suppress_calls(w, (uint16_t)w->used_seen);
 		if (n)
-			r = resubmit(w, n, measure);
+			r = resubmit(w, (unsigned)n, measure);
 		else if (b->o.poll)
 			cpu_relax();
 		else
@@ -214,7 +235,10 @@ static void drain_tail(struct bench_worker *w)
 {
 	uint64_t deadline = bench_now_ns() + DRAIN_MS_TOTAL * 1000000ull;
 	while (w->inflight && bench_now_ns() < deadline) {
-		if (!drain(w, false))
+		int n = drain(w, false);
+		if (n < 0)
+			break;
+		if (n == 0)
 			vhuf_wait_call(w->b->f, w->q, 10);
 	}
 }

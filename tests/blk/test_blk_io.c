@@ -649,7 +649,7 @@ VT_CASE(tmpfs_image_write_zeroes)
 	if (blkt_open(&t, d.sock, 1, 64, 2, 4096, PF_DEFAULT) == 0) {
 		for (int round = 0; round < 2; round++) { /* first detects, second knows */
 			struct virtio_blk_discard_write_zeroes z = {.sector = 16 + 64 * round,
-								    .num_sectors = 9};
+			                                            .num_sectors = 9};
 			VT_EQ(dz(&t, VIRTIO_BLK_T_WRITE_ZEROES, &z, 1), VIRTIO_BLK_S_OK);
 			VT_CHECK(file_is(img, z.sector * 512, 9 * 512, -1));
 			VT_CHECK(file_is(img, (z.sector - 1) * 512, 512, 0));
@@ -698,9 +698,48 @@ VT_CASE(too_many_segments_and_block_size)
 	VT_EQ(*sl->st, 0xee);
 	VT_CHECK(file_is(e.d.img, 0, 20 * 512, 0));
 	/* Within the limit it works (6 data segments). */
-	VT_EQ(blkt_chain(&e.t, 0, (struct vhuf_buf[]){b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[21]},
-			 8, true),
+	VT_EQ(blkt_chain(&e.t, 0,
+	                 (struct vhuf_buf[]){b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[21]}, 8,
+	                 true),
 	      1);
 	VT_EQ(*sl->st, VIRTIO_BLK_S_OK);
+	env_stop(&e);
+}
+
+/* Cache mode at negotiation (spec: writeback iff FLUSH negotiated), kept
+ * across a reconnect of the same driver, reset by a different one. */
+VT_CASE(config_wce_negotiation)
+{
+	struct env e;
+	VT_REQUIRE(env_spawn(&e, IMG, false, NULL));
+	uint64_t all = ~(1ULL << VHU_F_LOG_ALL);
+	struct {
+		uint64_t features;
+		int set_wce; /* -1: leave */
+		int want;
+	} steps[] = {
+	    {all & ~(1ULL << VIRTIO_BLK_F_FLUSH), -1, 0}, /* like SeaBIOS */
+	    {all, 0, 1},                                  /* Linux; sets write-through */
+	    {all, -1, 0},                                 /* reconnect: kept */
+	    {all & ~(1ULL << VIRTIO_BLK_F_CONFIG_WCE), -1, 1},
+	};
+	for (unsigned i = 0; i < 4; i++) {
+		struct vhuf *f;
+		struct vhuf_opts o = {.connect_timeout_ms = BLKT_TIMEOUT_MS};
+		VT_REQUIRE(vhuf_connect(&f, e.d.sock, &o) == 0);
+		VT_EQ(vhuf_negotiate(f, steps[i].features, PF_DEFAULT), 0);
+		struct virtio_blk_config c;
+		VT_EQ(vhuf_get_config(f, 0, &c, 60), 0);
+		VT_EQ(c.wce, steps[i].want);
+		if (steps[i].set_wce >= 0) {
+			struct vhu_config_msg m = {
+			    .offset = offsetof(struct virtio_blk_config, wce), .size = 1};
+			m.region[0] = (uint8_t)steps[i].set_wce;
+			VT_EQ(vhuf_request(f, VHU_REQ_SET_CONFIG, &m, VHU_CONFIG_HDR_SIZE + 1, NULL,
+			                   0, true, NULL),
+			      0);
+		}
+		vhuf_close(f);
+	}
 	env_stop(&e);
 }

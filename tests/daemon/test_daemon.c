@@ -277,14 +277,20 @@ static void tdev_init(struct tdev *t, unsigned nq)
 
 static char g_dir[64];
 
+static void rm_dir(void)
+{
+	rmdir(g_dir); /* every socket file was removed by its daemon */
+}
+
 static const char *sock_path(const char *name)
 {
 	static char p[128];
 
 	if (!g_dir[0]) {
-		strcpy(g_dir, "/tmp/vhu-h2-XXXXXX");
+		strcpy(g_dir, "/tmp/vhu-daemon-XXXXXX");
 		if (!mkdtemp(g_dir))
 			abort();
+		atexit(rm_dir);
 	}
 	snprintf(p, sizeof(p), "%s/%s", g_dir, name);
 	return p;
@@ -834,6 +840,8 @@ VT_CASE(serve_fd_connected)
 	tdev_init(&t, 1);
 	VT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
 	VT_REQUIRE(vhu_daemon_new(&d, &tops, &t, NULL) == 0);
+	/* An inherited fd may be non-blocking: the daemon copes. */
+	VT_REQUIRE(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
 	VT_REQUIRE(vhu_daemon_start_fd(d, sv[0]) == 0);
 	VT_EQ(raw_request(sv[1], VHU_REQ_GET_FEATURES, NULL, 0, &r), 0);
 	VT_EQ(r.hdr.request, VHU_REQ_GET_FEATURES);

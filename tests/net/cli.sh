@@ -151,6 +151,41 @@ expect_error "--fd not open" 1 "--fd 97: not a usable stream socket" -- "$NET" -
 expect_error "socket dir missing" 1 "cannot serve $WORK/nodir/s" -- \
 	"$NET" --loopback --socket-path "$WORK/nodir/s"
 
+# --fd: an inherited listening socket is served; a raw GET_FEATURES over it
+# answers with the virtio-net features (MRG_RXBUF, CTRL_VQ, VERSION_1).
+if python3 - "$NET" "$WORK/fd.sock" >"$WORK/fd.out" 2>&1 <<'PY'
+import os, signal, socket, struct, subprocess, sys
+net, path = sys.argv[1], sys.argv[2]
+ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+ls.bind(path)
+ls.listen(1)
+os.set_inheritable(ls.fileno(), True)
+p = subprocess.Popen([net, "--loopback", "--fd", str(ls.fileno())], pass_fds=[ls.fileno()])
+ls.close()
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.settimeout(10)
+c.connect(path)
+c.sendall(struct.pack("<III", 1, 1, 0))  # GET_FEATURES, version 1
+reply = b""
+while len(reply) < 20:
+    d = c.recv(20 - len(reply))
+    if not d:
+        break
+    reply += d
+req, flags, size, feat = struct.unpack("<IIIQ", reply)
+c.close()
+p.send_signal(signal.SIGTERM)
+rc = p.wait(timeout=10)
+want = (1 << 15) | (1 << 17) | (1 << 32)
+print("features %#x rc %d" % (feat, rc))
+sys.exit(0 if req == 1 and size == 8 and feat & want == want and rc == 0 else 1)
+PY
+then
+	ok "--fd: serves an inherited listening socket ($(tail -1 "$WORK/fd.out"))"
+else
+	not_ok "--fd: serves an inherited listening socket" "$(tr '\n' ' ' <"$WORK/fd.out")"
+fi
+
 stop_with TERM "SIGTERM stops --loopback" --loopback -s "$WORK/lo.sock"
 stop_with INT "SIGINT stops --peer (both sockets)" --peer -s "$WORK/a.sock" -s "$WORK/b.sock"
 stop_with TERM "SIGTERM stops --loopback --queues 4 --poll" --loopback -q 4 --poll -s "$WORK/mq.sock"

@@ -19,16 +19,16 @@
 
 VT_MAIN
 
-#define QSIZE	256
-#define WAIT_MS 10000 /* bound on any wait; never a timing assertion */
-#define QUIET_MS 300  /* "nothing arrives": only ever passes falsely, never fails */
+#define QSIZE    256
+#define WAIT_MS  10000 /* bound on any wait; never a timing assertion */
+#define QUIET_MS 300   /* "nothing arrives": only ever passes falsely, never fails */
 
 #define FB(b) VHU_BIT(b)
 static const uint64_t base_features = FB(VHU_F_VERSION_1) | FB(VHU_F_RING_INDIRECT_DESC) |
-				      FB(VHU_F_RING_EVENT_IDX) | FB(VIRTIO_NET_F_MAC) |
-				      FB(VIRTIO_NET_F_MTU) | FB(VIRTIO_NET_F_STATUS);
+                                      FB(VHU_F_RING_EVENT_IDX) | FB(VIRTIO_NET_F_MAC) |
+                                      FB(VIRTIO_NET_F_MTU) | FB(VIRTIO_NET_F_STATUS);
 static const uint64_t all_pf = VHU_BIT(VHU_PF_REPLY_ACK) | VHU_BIT(VHU_PF_CONFIG) |
-			       VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_RESET_DEVICE);
+                               VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_RESET_DEVICE);
 static const uint8_t dev_mac[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0x01};
 static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 static const uint8_t other_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x99};
@@ -44,12 +44,15 @@ struct side {
 static int start_dev(struct side *s, enum net_mode mode, unsigned pairs, unsigned idx)
 {
 	static unsigned counter;
-	struct net_dev_opts o = {.name = idx ? "test-net1" : "test-net0", .mode = mode,
-				 .pairs = pairs, .mtu = 1500, .ncpus = 2};
+	struct net_dev_opts o = {.name = idx ? "test-net1" : "test-net0",
+	                         .mode = mode,
+	                         .pairs = pairs,
+	                         .mtu = 1500,
+	                         .ncpus = 2};
 	memcpy(o.mac, dev_mac, 6);
 	o.mac[5] = (uint8_t)(o.mac[5] + idx);
 	snprintf(s->path, sizeof(s->path), "/tmp/vhu-net-test-%d-%u.sock", (int)getpid(),
-		 counter++);
+	         counter++);
 	int r = net_dev_new(&s->dev, &o);
 	if (r == 0)
 		r = net_dev_attach(s->dev, &o);
@@ -132,7 +135,8 @@ static int post_rx(struct vhuf *f, unsigned q, unsigned n, uint32_t size)
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t gpa = vhuf_alloc(f, size, 64);
 		struct vhuf_buf b = {.gpa = gpa, .len = size, .write = true};
-		if (gpa == UINT64_MAX || vhuf_submit(f, q, &b, 1, false, (void *)(uintptr_t)gpa) < 0)
+		if (gpa == UINT64_MAX ||
+		    vhuf_submit(f, q, &b, 1, false, (void *)(uintptr_t)gpa) < 0)
 			return -ENOMEM;
 	}
 	int r = vhuf_kick_force(f, q);
@@ -153,7 +157,7 @@ static void make_frame(uint8_t *p, size_t len, const uint8_t dst[6], uint8_t see
 /* Put header + frame in guest memory and submit it on tx queue q, as one
  * descriptor or split header/payload (or indirect). */
 static int send_raw(struct vhuf *f, unsigned q, const void *hdr, unsigned hlen,
-		    const uint8_t *frame, size_t len, bool split, bool indirect)
+                    const uint8_t *frame, size_t len, bool split, bool indirect)
 {
 	uint64_t gpa = vhuf_alloc(f, hlen + len, 64);
 	if (gpa == UINT64_MAX)
@@ -176,7 +180,7 @@ static int send_raw(struct vhuf *f, unsigned q, const void *hdr, unsigned hlen,
 }
 
 static int send_frame(struct vhuf *f, unsigned q, uint64_t features, const uint8_t *frame,
-		      size_t len)
+                      size_t len)
 {
 	uint8_t hdr[12] = {0};
 	return send_raw(f, q, hdr, hdr_len_of(features), frame, len, true, false);
@@ -195,8 +199,8 @@ static int wait_used(struct vhuf *f, unsigned q, uint64_t *gpa, uint32_t *len, i
 		}
 		if (vhuf_wait_call(f, q, ms) <= 0)
 			return vhuf_get_used(f, q, &cookie, len) == 1
-				   ? (gpa ? (*gpa = (uint64_t)(uintptr_t)cookie, 1) : 1)
-				   : 0;
+			           ? (gpa ? (*gpa = (uint64_t)(uintptr_t)cookie, 1) : 1)
+			           : 0;
 	}
 }
 
@@ -294,6 +298,33 @@ VT_CASE(mrg_rxbuf_spans_buffers)
 	}
 	VT_EQ(at, 1012);
 	VT_CHECK(!memcmp(got + 12, frame, sizeof(frame)));
+	stop_dev(&s);
+}
+
+/* Too few buffers for a frame: it waits (nothing consumed) until the
+ * driver posts enough, then spans all of them. */
+VT_CASE(mrg_waits_for_enough_buffers)
+{
+	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF);
+	struct side s = {0};
+	uint8_t frame[1000];
+	uint64_t gpa;
+	uint32_t len, total = 0;
+	VT_REQUIRE(loop_setup(&s, feat, 1, 2) == 0);
+	VT_REQUIRE(post_rx(s.f, 0, 2, 256) == 0);
+	make_frame(frame, sizeof(frame), bcast, 8);
+	VT_REQUIRE(send_frame(s.f, 1, feat, frame, sizeof(frame)) == 0);
+	VT_EQ(wait_used(s.f, 0, &gpa, &len, QUIET_MS), 0);
+	VT_EQ(wait_used(s.f, 1, NULL, &len, 0), 0);
+	VT_REQUIRE(post_rx(s.f, 0, 2, 256) == 0);
+	for (unsigned i = 0; i < 4; i++) {
+		VT_REQUIRE(wait_used(s.f, 0, &gpa, &len, WAIT_MS) == 1);
+		if (i == 0)
+			VT_EQ(num_buffers(s.f, gpa), 4);
+		total += len;
+	}
+	VT_EQ(total, 12 + sizeof(frame));
+	VT_REQUIRE(wait_used(s.f, 1, NULL, &len, WAIT_MS) == 1);
 	stop_dev(&s);
 }
 
@@ -409,17 +440,18 @@ VT_CASE(bad_chains_are_refused)
 /* ---- control queue --------------------------------------------------- */
 
 static int ctrl_cmd(struct vhuf *f, unsigned q, uint8_t cls, uint8_t cmd, const void *data,
-		    size_t len)
+                    size_t len)
 {
 	uint64_t gpa = vhuf_alloc(f, 2 + len + 1, 8);
 	uint8_t *p = vhuf_ptr(f, gpa);
 	uint32_t used;
 	p[0] = cls;
 	p[1] = cmd;
-	memcpy(p + 2, data, len);
+	if (len)
+		memcpy(p + 2, data, len);
 	p[2 + len] = 0xee;
 	struct vhuf_buf b[2] = {{.gpa = gpa, .len = (uint32_t)(2 + len)},
-				{.gpa = gpa + 2 + len, .len = 1, .write = true}};
+	                        {.gpa = gpa + 2 + len, .len = 1, .write = true}};
 	if (vhuf_submit(f, q, b, 2, false, NULL) < 0 || vhuf_kick_force(f, q) < 0)
 		return -EIO;
 	if (wait_used(f, q, NULL, &used, WAIT_MS) != 1 || used != 1)
@@ -454,8 +486,8 @@ static bool frame_passes(struct side *s, uint64_t feat, const uint8_t dst[6])
 VT_CASE(ctrl_rx_mode_and_mac_table)
 {
 	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF) |
-			      FB(VIRTIO_NET_F_CTRL_VQ) | FB(VIRTIO_NET_F_CTRL_RX) |
-			      FB(VIRTIO_NET_F_CTRL_MAC_ADDR);
+	                      FB(VIRTIO_NET_F_CTRL_VQ) | FB(VIRTIO_NET_F_CTRL_RX) |
+	                      FB(VIRTIO_NET_F_CTRL_MAC_ADDR);
 	const uint8_t on = 1, off = 0;
 	struct side s = {0};
 	VT_REQUIRE(loop_setup(&s, feat, 1, 3) == 0);
@@ -469,15 +501,15 @@ VT_CASE(ctrl_rx_mode_and_mac_table)
 	/* MAC table: one unicast entry, no multicast. */
 	uint8_t tab[4 + 6 + 4] = {1, 0, 0, 0};
 	memcpy(tab + 4, other_mac, 6);
-	VT_EQ(ctrl_cmd(s.f, 2, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, tab,
-		       sizeof(tab)),
-	      VIRTIO_NET_OK);
+	VT_EQ(
+	    ctrl_cmd(s.f, 2, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, tab, sizeof(tab)),
+	    VIRTIO_NET_OK);
 	VT_CHECK(frame_passes(&s, feat, other_mac));
 	/* Table whose count runs past the data: refused. */
 	uint8_t bad[4 + 6] = {5, 0, 0, 0};
-	VT_EQ(ctrl_cmd(s.f, 2, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, bad,
-		       sizeof(bad)),
-	      VIRTIO_NET_ERR);
+	VT_EQ(
+	    ctrl_cmd(s.f, 2, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, bad, sizeof(bad)),
+	    VIRTIO_NET_ERR);
 	/* ALLUNI needs CTRL_RX_EXTRA, which was not acked. */
 	VT_EQ(ctrl_cmd(s.f, 2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLUNI, &on, 1),
 	      VIRTIO_NET_ERR);
@@ -504,7 +536,7 @@ VT_CASE(ctrl_rx_mode_and_mac_table)
 VT_CASE(ctrl_mq_pairs)
 {
 	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF) |
-			      FB(VIRTIO_NET_F_CTRL_VQ) | FB(VIRTIO_NET_F_MQ);
+	                      FB(VIRTIO_NET_F_CTRL_VQ) | FB(VIRTIO_NET_F_MQ);
 	struct side s = {0};
 	uint16_t n;
 	uint8_t frame[90];
@@ -580,9 +612,8 @@ static bool udp_csum_ok(const uint8_t *p, size_t len)
 
 static void csum_case(bool guest_csum)
 {
-	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF) |
-			      FB(VIRTIO_NET_F_CSUM) |
-			      (guest_csum ? FB(VIRTIO_NET_F_GUEST_CSUM) : 0);
+	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF) | FB(VIRTIO_NET_F_CSUM) |
+	                      (guest_csum ? FB(VIRTIO_NET_F_GUEST_CSUM) : 0);
 	struct side s = {0};
 	uint8_t frame[200], hdr[12] = {VIRTIO_NET_HDR_F_NEEDS_CSUM, 0};
 	uint16_t cs = 34, co = 6;
@@ -621,9 +652,8 @@ VT_CASE(csum_passed_through_with_guest_csum)
 /* A TSO frame to a guest that did not ack GUEST_TSO4 is dropped. */
 VT_CASE(gso_dropped_when_not_acked)
 {
-	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF) |
-			      FB(VIRTIO_NET_F_CSUM) | FB(VIRTIO_NET_F_HOST_TSO4) |
-			      FB(VIRTIO_NET_F_GUEST_CSUM);
+	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF) | FB(VIRTIO_NET_F_CSUM) |
+	                      FB(VIRTIO_NET_F_HOST_TSO4) | FB(VIRTIO_NET_F_GUEST_CSUM);
 	struct side s = {0};
 	uint8_t frame[200], hdr[12] = {VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4};
 	uint16_t v = 100;
@@ -707,4 +737,115 @@ VT_CASE(peer_backpressure)
 	for (int i = 0; i < 8; i++)
 		VT_REQUIRE(wait_used(a.f, 1, NULL, &len, WAIT_MS) == 1);
 	stop_pair(&a, &b);
+}
+
+/* ---- tap back side ---------------------------------------------------- */
+
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+/* A packet socket on the tap: sees what the guest sends out of the tap,
+ * and what it sends goes into the tap, towards the guest. */
+static int packet_socket(const char *ifname)
+{
+	int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET,
+	                          .sll_protocol = htons(ETH_P_ALL),
+	                          .sll_ifindex = (int)if_nametoindex(ifname)};
+	if (s < 0 || sll.sll_ifindex == 0 || bind(s, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* Quiet the host side: no IPv6 autoconfiguration chatter on the tap. */
+static void no_ipv6(const char *ifname)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs("1", f);
+		fclose(f);
+	}
+}
+
+/* Receive on s until a frame of ethertype 0x88b5 arrives (bounded). */
+static ssize_t recv_test_frame(int s, uint8_t *buf, size_t len)
+{
+	for (int i = 0; i < 1000; i++) {
+		struct pollfd p = {.fd = s, .events = POLLIN};
+		if (poll(&p, 1, WAIT_MS) <= 0)
+			return -1;
+		ssize_t n = recv(s, buf, len, 0);
+		if (n >= 14 && buf[12] == 0x88 && buf[13] == 0xb5)
+			return n;
+	}
+	return -1;
+}
+
+VT_CASE(tap_both_ways)
+{
+	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF) | FB(VIRTIO_NET_F_CSUM) |
+	                      FB(VIRTIO_NET_F_GUEST_CSUM) | FB(VIRTIO_NET_F_GUEST_TSO4) |
+	                      FB(VIRTIO_NET_F_GUEST_TSO6);
+	struct side s = {0};
+	char name[16];
+	uint8_t frame[600], got[2048];
+	uint64_t gpa;
+	uint32_t len;
+	snprintf(name, sizeof(name), "vhunt%d", (int)getpid() % 1000000);
+	struct net_dev_opts o = {.name = "test-tap",
+	                         .mode = NET_MODE_TAP,
+	                         .pairs = 1,
+	                         .mtu = 1500,
+	                         .tap = name,
+	                         .ncpus = 2};
+	memcpy(o.mac, dev_mac, 6);
+	snprintf(s.path, sizeof(s.path), "/tmp/vhu-net-test-%d-tap.sock", (int)getpid());
+	VT_REQUIRE(net_dev_new(&s.dev, &o) == 0);
+	int r = net_dev_attach(s.dev, &o);
+	if (r == -EPERM || r == -EACCES || r == -ENOENT || r == -ENODEV) {
+		fprintf(stderr, "# no tap device here (%s): case skipped\n", strerror(-r));
+		stop_dev(&s);
+		return;
+	}
+	VT_REQUIRE(r == 0);
+	no_ipv6(s.dev->tap_name);
+	int ps = packet_socket(s.dev->tap_name);
+	VT_REQUIRE(ps >= 0);
+	VT_REQUIRE(serve_and_connect(&s) == 0);
+	VT_REQUIRE(setup_queues(s.f, feat, 2) == 0);
+	VT_REQUIRE(post_rx(s.f, 0, 8, 2048) == 0);
+
+	/* Guest -> tap. */
+	make_frame(frame, sizeof(frame), bcast, 21);
+	VT_REQUIRE(send_frame(s.f, 1, feat, frame, sizeof(frame)) == 0);
+	ssize_t n = recv_test_frame(ps, got, sizeof(got));
+	VT_EQ(n, sizeof(frame));
+	VT_CHECK(n == sizeof(frame) && !memcmp(got, frame, sizeof(frame)));
+	VT_REQUIRE(wait_used(s.f, 1, NULL, &len, WAIT_MS) == 1);
+
+	/* Tap -> guest (skipping anything else the host may send). */
+	make_frame(frame, 300, bcast, 22);
+	VT_REQUIRE(send(ps, frame, 300, 0) == 300);
+	bool found = false;
+	for (int i = 0; i < 8 && !found; i++) {
+		if (wait_used(s.f, 0, &gpa, &len, WAIT_MS) != 1)
+			break;
+		uint8_t *p = vhuf_ptr(s.f, gpa);
+		if (len == 12 + 300 && !memcmp(p + 12, frame, 300)) {
+			found = true;
+			VT_EQ(num_buffers(s.f, gpa), 1);
+		}
+	}
+	VT_CHECK(found);
+	close(ps);
+	stop_dev(&s);
 }

@@ -28,7 +28,7 @@ NQ=@NQ@
 # flight), the whole stripe again and again for SECS seconds, so the host's
 # kill lands mid-I/O.
 STRIPE=$((BYTES / NQ / 1048576))
-SECS=8
+SECS=10
 now() { cut -d. -f1 /proc/uptime; }
 # Write-through: every write is O_DSYNC on the host, so requests stay in
 # flight long enough for the kill to catch some.
@@ -61,44 +61,51 @@ e2e_build_initramfs "$E2E_WORK/initrd" "$E2E_WORK/guest.sh" virtio_pci virtio_bl
 E2E_INITRD="$E2E_WORK/initrd"
 
 SOCK="$E2E_WORK/blk.sock"
-blk_start vhu-blk-1.log --num-queues "$NQ" "$E2E_WORK/disk.img"
-FIRST_PID=$BLK_PID
+KILLS=${VHU_E2E_BLK_KILLS:-3}
+blk_start vhu-blk-0.log --num-queues "$NQ" "$E2E_WORK/disk.img"
 
-# Kill the back end once the guest's writes are under way, restart it.
+# The controller kills the back end KILLS times while the guest writes and
+# restarts it each time; after QEMU is done it stops the last one and
+# records its exit status.  (Back ends it starts are its own children.)
 (
+	pid=$BLK_PID
 	for _ in $(seq 600); do
 		grep -aq "guest: io-started" "$E2E_WORK/console.log" 2>/dev/null && break
 		sleep 0.1
 	done
-	sleep 2
-	kill -KILL "$FIRST_PID"
-	echo "host: killed vhu-blk mid-I/O" >>"$E2E_WORK/host.log"
+	for k in $(seq "$KILLS"); do
+		sleep 1.5
+		kill -KILL "$pid"
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+		echo "host: killed vhu-blk ($k) mid-I/O at $(date +%T.%N)" >>"$E2E_WORK/host.log"
+		sleep 0.3
+		VHU_LOG=info "$BLK" --socket-path "$SOCK" --num-queues "$NQ" "$E2E_WORK/disk.img" \
+			>"$E2E_WORK/vhu-blk-$k.log" 2>&1 &
+		pid=$!
+	done
+	while [ ! -e "$E2E_WORK/qemu.done" ]; do sleep 0.1; done
+	kill -TERM "$pid"
+	wait "$pid"
+	echo $? >"$E2E_WORK/last.rc"
 ) &
-KILLER=$!
+CONTROLLER=$!
 
 guest_ok=0
-(
-	# Restart as soon as the first one is gone.
-	while kill -0 "$FIRST_PID" 2>/dev/null; do sleep 0.05; done
-	sleep 0.5
-	VHU_LOG=info exec "$BLK" --socket-path "$SOCK" --num-queues "$NQ" "$E2E_WORK/disk.img" \
-		>"$E2E_WORK/vhu-blk-2.log" 2>&1
-) &
-SECOND=$!
-E2E_PIDS+=("$SECOND")
-
 BLK_CHARDEV_OPTS=",reconnect=1" blk_qemu "$E2E_WORK/console.log" "${VHU_E2E_TIMEOUT:-300}" "$NQ" &&
 	guest_ok=1
-wait "$KILLER"
+touch "$E2E_WORK/qemu.done"
+wait "$CONTROLLER"
 cat "$E2E_WORK/host.log" >&2 2>/dev/null
-sed 's/^/  vhu-blk(1): /' "$E2E_WORK/vhu-blk-1.log" >&2
-BLK_PID=$SECOND
-blk_stop_checked vhu-blk-2.log
-grep -q "killed vhu-blk mid-I/O" "$E2E_WORK/host.log" || e2e_fail "back end was not killed"
+grep -a "guest:" "$E2E_WORK/console.log" | sed 's/^/  /' >&2
+for k in $(seq 0 "$KILLS"); do
+	grep -v '^ ' "$E2E_WORK/vhu-blk-$k.log" | sed "s/^/  vhu-blk($k): /" >&2
+done
+[ "$(cat "$E2E_WORK/last.rc" 2>/dev/null)" = 0 ] || e2e_fail "last vhu-blk did not exit 0 on SIGTERM"
+[ "$(grep -c "killed vhu-blk" "$E2E_WORK/host.log")" = "$KILLS" ] || e2e_fail "back end not killed $KILLS times"
 grep -aq "guest: writes done" "$E2E_WORK/console.log" || e2e_fail "guest writes did not finish"
 [ "$guest_ok" = 1 ] || e2e_fail "guest did not pass"
 cmp "$E2E_WORK/pattern.bin" "$E2E_WORK/disk.img" || e2e_fail "image differs: acknowledged writes lost"
 # Informational: a kill between two requests leaves nothing in flight.
-resub=$(grep -o "resubmitting [0-9]* inflight" "$E2E_WORK/vhu-blk-2.log" | awk '{ n += $2 } END { print n + 0 }')
-e2e_log "requests in flight at the kill, resubmitted after reconnect: $resub"
+resub=$(cat "$E2E_WORK"/vhu-blk-*.log | grep -o "resubmitting [0-9]* inflight" | awk '{ n += $2 } END { print n + 0 }')
+e2e_log "$KILLS back-end kills; requests in flight at the kills, resubmitted after reconnect: $resub"
 e2e_log "PASS (guest run ${E2E_QEMU_SECONDS}s)"

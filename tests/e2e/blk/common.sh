@@ -29,7 +29,7 @@ blk_start() {
 	e2e_wait_socket "$SOCK" || e2e_fail "vhu-blk did not listen: $(cat "$E2E_WORK/$log")"
 }
 
-# blk_finish GUEST_OK: stop vhu-blk (expect exit 0), show its log, verdict.
+# blk_stop_checked LOG: stop vhu-blk (expect exit 0 on SIGTERM), show its log.
 blk_stop_checked() {
 	local log=$1 rc
 	e2e_stop "$BLK_PID"

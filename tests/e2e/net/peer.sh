@@ -16,12 +16,13 @@ e2e_fetch_kernel
 
 # guest NAME ME PEER LINGER: build that guest's initramfs.
 guest() {
-	sed -e "s/@ME@/$2/g; s/@PEER@/$3/g; s/@LINGER@/$4/g" "$(dirname "$0")/guest_ping.sh" \
+	sed -e "s/@ME@/$2/g; s/@PEER@/$3/g; s/@LINGER@/$4/g; s/@TCP_PORT@//g; s/@SINK_PORT@/5555/g" \
+		"$(dirname "$0")/guest_ping.sh" \
 		>"$E2E_WORK/$1.sh"
 	e2e_build_initramfs "$E2E_WORK/$1.initrd" "$E2E_WORK/$1.sh" virtio_pci virtio_net
 }
-guest a 10.203.118.1 10.203.118.2 8
-guest b 10.203.118.2 10.203.118.1 8
+guest a 10.203.118.1 10.203.118.2 15
+guest b 10.203.118.2 10.203.118.1 15
 
 A="$E2E_WORK/a.sock"
 B="$E2E_WORK/b.sock"
