@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Private state shared by frontend.c (connection, memory) and
- * frontend_ring.c (split-ring driver). */
+/* Private state shared by frontend.c (connection, memory),
+ * frontend_ring.c (queues, split-ring driver) and frontend_packed.c
+ * (packed-ring driver). */
 #ifndef VHUF_PRIV_H
 #define VHUF_PRIV_H
 
@@ -43,6 +44,24 @@ struct vhuf_used {
 };
 #define VHUF_USED_F_NO_NOTIFY 1
 
+/* Packed-ring layout (virtio 1.1+, 2.8). */
+struct vhuf_pdesc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t id;
+	uint16_t flags;
+};
+#define VHUF_PDESC_F_AVAIL (1u << 7)
+#define VHUF_PDESC_F_USED  (1u << 15)
+
+struct vhuf_pevent {
+	uint16_t off_wrap;
+	uint16_t flags;
+};
+#define VHUF_EV_ENABLE  0
+#define VHUF_EV_DISABLE 1
+#define VHUF_EV_DESC    2
+
 struct vhuf_queue {
 	bool ready; /* set up */
 	unsigned size;
@@ -52,6 +71,11 @@ struct vhuf_queue {
 	struct vhuf_used *used;
 	int kick_fd, call_fd, err_fd;
 	bool event_idx;
+	/* Packed: the ring is at desc_gpa, the driver event area at
+	 * avail_gpa, the device event area at used_gpa. */
+	bool packed;
+	struct vhuf_pdesc *pdesc;
+	struct vhuf_pevent *drv_ev, *dev_ev;
 
 	/* Driver state (touched by the queue's thread only). */
 	uint16_t *next;   /* private free-list / chain links */
@@ -62,10 +86,15 @@ struct vhuf_queue {
 	uint16_t avail_idx;      /* shadow of avail->idx */
 	uint16_t kick_check_idx; /* avail_idx at the last kick decision */
 	uint16_t last_used;
+	/* Packed: positions and wrap counters; next[] links free buffer
+	 * ids, ndesc[id] is the ring slots a chain holds, avail_idx counts
+	 * slots made available (free-running). */
+	uint16_t avail_pos, used_pos;
+	bool avail_wrap, used_wrap;
 
 	/* Stop / restart. */
 	bool have_base;
-	uint16_t base;
+	uint32_t base; /* packed: avail | used << 16, each with its wrap bit 15 */
 };
 
 struct vhuf_region {
@@ -94,5 +123,17 @@ struct vhuf {
 bool vhuf_acking(const struct vhuf *f);
 /* Close a queue's fds and free its driver state. */
 void vhuf_queue_free(struct vhuf_queue *vq);
+/* gpa of the indirect table of head/id (allocated on first use), 0 if
+ * guest memory is full. */
+uint64_t vhuf_indirect_table(struct vhuf *f, struct vhuf_queue *vq, uint16_t head);
+
+/* frontend_packed.c: the packed-ring driver (vq->packed). */
+int vhuf_packed_alloc(struct vhuf *f, struct vhuf_queue *vq);
+int vhuf_packed_submit(struct vhuf *f, struct vhuf_queue *vq, const struct vhuf_buf *bufs,
+                       unsigned n, bool indirect, void *cookie);
+bool vhuf_packed_need_kick(struct vhuf_queue *vq);
+int vhuf_packed_get_used(struct vhuf_queue *vq, void **cookie, uint32_t *len);
+/* SET_VRING_BASE value resuming at the driver's used position. */
+uint32_t vhuf_packed_used_base(const struct vhuf_queue *vq);
 
 #endif

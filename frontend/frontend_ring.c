@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * libvhu-frontend: the split-ring driver (virtio 1.x 2.7), as a guest
- * driver runs it.  Free descriptors are linked through a private array, not
+ * libvhu-frontend: queue set-up and the split-ring driver (virtio 1.x
+ * 2.7), as a guest driver runs it (packed rings: frontend_packed.c).  Free descriptors are linked through a private array, not
  * through the ring, so a device (or a hostile test) scribbling on the
  * descriptor table cannot corrupt the driver.
  */
@@ -65,10 +65,10 @@ static struct vhuf_queue *get_queue(struct vhuf *f, unsigned q)
 	return q < VHUF_MAX_QUEUES && f->queues[q].ready ? &f->queues[q] : NULL;
 }
 
-/* Lay out desc/avail/used in guest memory and reset the driver state. */
-static int ring_alloc(struct vhuf *f, struct vhuf_queue *vq, unsigned size)
+static int split_alloc(struct vhuf *f, struct vhuf_queue *vq)
 {
-	vq->size = size;
+	unsigned size = vq->size;
+
 	vq->desc_gpa = vhuf_alloc(f, 16ull * size, RING_ALIGN);
 	vq->avail_gpa = vhuf_alloc(f, 6 + 2ull * size, RING_ALIGN);
 	vq->used_gpa = vhuf_alloc(f, 6 + 8ull * size, RING_ALIGN);
@@ -77,6 +77,19 @@ static int ring_alloc(struct vhuf *f, struct vhuf_queue *vq, unsigned size)
 	vq->desc = vhuf_ptr(f, vq->desc_gpa);
 	vq->avail = vhuf_ptr(f, vq->avail_gpa);
 	vq->used = vhuf_ptr(f, vq->used_gpa);
+	return 0;
+}
+
+/* Lay out the ring in guest memory and reset the driver state. */
+static int ring_alloc(struct vhuf *f, struct vhuf_queue *vq, unsigned size)
+{
+	int ret;
+
+	vq->size = size;
+	vq->packed = f->features & VHU_BIT(VHU_F_RING_PACKED);
+	ret = vq->packed ? vhuf_packed_alloc(f, vq) : split_alloc(f, vq);
+	if (ret)
+		return ret;
 	vq->next = calloc(size, sizeof(*vq->next));
 	vq->cookie = calloc(size, sizeof(*vq->cookie));
 	vq->ndesc = calloc(size, sizeof(*vq->ndesc));
@@ -113,7 +126,7 @@ static int send_fd(struct vhuf *f, uint32_t req, unsigned q, int fd)
 }
 
 /* NUM, BASE, ADDR, CALL, ERR, KICK (starts the ring), ENABLE. */
-static int send_ring(struct vhuf *f, unsigned q, uint16_t base)
+static int send_ring(struct vhuf *f, unsigned q, uint32_t base)
 {
 	struct vhuf_queue *vq = &f->queues[q];
 	struct vhu_vring_addr a = {
@@ -149,10 +162,15 @@ int vhuf_queue_setup(struct vhuf *f, unsigned q, unsigned size)
 	struct vhuf_queue *vq;
 	int ret;
 
-	if (q >= VHUF_MAX_QUEUES || size == 0 || size > VHU_MAX_QUEUE_SIZE || (size & (size - 1)))
+	bool packed = f->features & VHU_BIT(VHU_F_RING_PACKED);
+
+	/* Packed rings may have any size (virtio 1.1 2.8). */
+	if (q >= VHUF_MAX_QUEUES || size == 0 || size > VHU_MAX_QUEUE_SIZE ||
+	    (!packed && (size & (size - 1))))
 		return -EINVAL;
 	vq = &f->queues[q];
 	vhuf_queue_free(vq);
+	vq->event_idx = f->features & VHU_BIT(VHU_F_RING_EVENT_IDX);
 	ret = ring_alloc(f, vq, size);
 	if (ret == 0)
 		ret = new_eventfd(&vq->kick_fd);
@@ -166,7 +184,9 @@ int vhuf_queue_setup(struct vhuf *f, unsigned q, unsigned size)
 	}
 	vq->event_idx = f->features & VHU_BIT(VHU_F_RING_EVENT_IDX);
 	vq->ready = true;
-	return send_ring(f, q, 0);
+	/* Packed: avail and used at slot 0 with wrap counters 1, as QEMU
+	 * sends it (avail | used << 16). */
+	return send_ring(f, q, vq->packed ? 0x80008000u : 0);
 }
 
 int vhuf_queue_stop(struct vhuf *f, unsigned q, uint32_t *base)
@@ -188,7 +208,7 @@ int vhuf_queue_stop(struct vhuf *f, unsigned q, uint32_t *base)
 		vhu_msg_close_fds(r);
 	}
 	if (ret == 0) {
-		vq->base = (uint16_t)r->payload.state.num;
+		vq->base = vq->packed ? r->payload.state.num : (uint16_t)r->payload.state.num;
 		vq->have_base = true;
 		if (base)
 			*base = r->payload.state.num;
@@ -200,13 +220,16 @@ int vhuf_queue_stop(struct vhuf *f, unsigned q, uint32_t *base)
 int vhuf_queue_restart(struct vhuf *f, unsigned q)
 {
 	struct vhuf_queue *vq = get_queue(f, q);
-	uint16_t base;
+	uint32_t base;
 
 	if (!vq)
 		return -EINVAL;
 	/* Without a stop (the back end died) resume from the used index, as
 	 * QEMU does: requests in flight are handed out again. */
-	base = vq->have_base ? vq->base : load_acquire16(&vq->used->idx);
+	if (vq->have_base)
+		base = vq->base;
+	else
+		base = vq->packed ? vhuf_packed_used_base(vq) : load_acquire16(&vq->used->idx);
 	vq->have_base = false;
 	vq->event_idx = f->features & VHU_BIT(VHU_F_RING_EVENT_IDX);
 	return send_ring(f, q, base);
@@ -214,7 +237,7 @@ int vhuf_queue_restart(struct vhuf *f, unsigned q)
 
 /* ---- driver ----------------------------------------------------------- */
 
-static uint64_t indirect_table(struct vhuf *f, struct vhuf_queue *vq, uint16_t head)
+uint64_t vhuf_indirect_table(struct vhuf *f, struct vhuf_queue *vq, uint16_t head)
 {
 	if (!vq->itable[head]) {
 		uint64_t gpa = vhuf_alloc(f, VHUF_INDIRECT_MAX * sizeof(struct vhuf_desc), 16);
@@ -239,7 +262,7 @@ static void fill_desc(struct vhuf_desc *d, const struct vhuf_buf *b, bool more, 
 static int put_indirect(struct vhuf *f, struct vhuf_queue *vq, uint16_t head,
                         const struct vhuf_buf *bufs, unsigned n)
 {
-	uint64_t t = n <= VHUF_INDIRECT_MAX ? indirect_table(f, vq, head) : 0;
+	uint64_t t = n <= VHUF_INDIRECT_MAX ? vhuf_indirect_table(f, vq, head) : 0;
 	struct vhuf_desc *tab;
 
 	if (!t)
@@ -263,6 +286,8 @@ int vhuf_submit(struct vhuf *f, unsigned q, const struct vhuf_buf *bufs, unsigne
 
 	if (!vq || n == 0)
 		return -EINVAL;
+	if (vq->packed)
+		return vhuf_packed_submit(f, vq, bufs, n, indirect, cookie);
 	if (vq->num_free < need)
 		return -ENOSPC;
 	head = vq->free_head;
@@ -309,6 +334,14 @@ int vhuf_kick_force(struct vhuf *f, unsigned q)
 	return 1;
 }
 
+static int packed_kick(struct vhuf *f, unsigned q, struct vhuf_queue *vq)
+{
+	bool kick = vhuf_packed_need_kick(vq);
+
+	vq->kick_check_idx = vq->avail_idx;
+	return kick ? vhuf_kick_force(f, q) : 0;
+}
+
 int vhuf_kick(struct vhuf *f, unsigned q)
 {
 	struct vhuf_queue *vq = get_queue(f, q);
@@ -316,6 +349,8 @@ int vhuf_kick(struct vhuf *f, unsigned q)
 
 	if (!vq)
 		return -EINVAL;
+	if (vq->packed)
+		return packed_kick(f, q, vq);
 	/* The avail index store must be visible before we read the device's
 	 * suppression state (full barrier, as virtio_mb()). */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -374,6 +409,8 @@ int vhuf_get_used(struct vhuf *f, unsigned q, void **cookie, uint32_t *len)
 
 	if (!vq)
 		return -EINVAL;
+	if (vq->packed)
+		return vhuf_packed_get_used(vq, cookie, len);
 	if (load_acquire16(&vq->used->idx) == vq->last_used)
 		return 0;
 	e = vq->used->ring[vq->last_used & (vq->size - 1)];

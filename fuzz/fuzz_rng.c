@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	r = fz_guest_init(&g, data, size);
 	FZ_ASSERT(r >= 0);
-	if (r == 0) {
+	if (r == 0 && !fz_rings_alias(&g)) {
 		struct rng_dev *dev = (g.h.pad & 1) ? &limited : &plain;
 		struct vhu_vring *vrp = &g.vr;
 

@@ -15,7 +15,7 @@
 
 #include "fz.h"
 
-#define MAX_HELD 256
+#define MAX_HELD   256
 #define IOV_MAX_FZ 64
 
 static struct iovec held_iov[MAX_HELD][IOV_MAX_FZ];

@@ -5,7 +5,7 @@
  * msg:   real sessions of the front-end library against a daemon in this
  *        process, through a proxy that records every front-end -> back-end
  *        message in fuzz_msg's input format (fd kinds from fstat).
- * vring, rng: the front-end library's guest memory right after it put
+ * vring, rng, net: the front-end library's guest memory right after it put
  *        chains on a ring (before the kick), in the fz.h ring format.
  * blk:   virtio-blk requests of every type in fuzz_blk's format.
  * mem:   operation streams for fuzz_mem (tables, add/remove, lookups).
@@ -252,6 +252,7 @@ static void ring_seed(struct vhuf *f, unsigned q, unsigned size, uint8_t flags, 
 	memcpy(buf + sizeof(h), base, mem);
 	save("vring", name, buf, sizeof(h) + mem);
 	save("rng", name, buf, sizeof(h) + mem);
+	save("net", name, buf, sizeof(h) + mem);
 	free(buf);
 }
 
@@ -323,8 +324,8 @@ static void sessions(void)
 		vhuf_region(f, 0, &d, &fd);
 		vhuf_request(f, VHU_REQ_GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0, false, r);
 		if (r->nfds) {
-			vhuf_request(f, VHU_REQ_SET_INFLIGHT_FD, &r->payload.inflight,
-			             sizeof(in), r->fds, 1, true, NULL);
+			vhuf_request(f, VHU_REQ_SET_INFLIGHT_FD, &r->payload.inflight, sizeof(in),
+			             r->fds, 1, true, NULL);
 			vhu_msg_close_fds(r);
 		}
 		vhuf_queue_setup(f, 0, 64);
@@ -350,8 +351,8 @@ static void ring_seeds(void)
 	ring_seed(f, 1, 8, FZ_EVENT_IDX | FZ_INDIRECT, 0x41, 32768, "indirect");
 	ring_seed(f, 0, 16, FZ_EVENT_IDX | FZ_INDIRECT | FZ_INFLIGHT | FZ_RESTART, 0x03, 32768,
 	          "inflight-restart");
-	ring_seed(f, 0, 16, FZ_EVENT_IDX | FZ_INDIRECT | FZ_TWO_REGIONS | FZ_DIRTY_LOG, 0xa5,
-	          32768, "two-regions-log");
+	ring_seed(f, 0, 16, FZ_EVENT_IDX | FZ_INDIRECT | FZ_TWO_REGIONS | FZ_DIRTY_LOG, 0xa5, 32768,
+	          "two-regions-log");
 	close_fe(f, "ring-session");
 
 	f = open_fe(VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_INDIRECT_DESC), ~0ull, 32768, 1);
@@ -376,8 +377,13 @@ struct pdesc {
 static void packed_seed(void)
 {
 	static uint8_t buf[sizeof(struct fz_ring_hdr) + 16384];
-	struct fz_ring_hdr h = {.flags = FZ_INDIRECT | FZ_EVENT_IDX, .qlog = 15, .iovmax = 63,
-	                        .pad = FZ_PAD_PACKED, .desc = 0, .avail = 4096, .used = 4100};
+	struct fz_ring_hdr h = {.flags = FZ_INDIRECT | FZ_EVENT_IDX,
+	                        .qlog = 15,
+	                        .iovmax = 63,
+	                        .pad = FZ_PAD_PACKED,
+	                        .desc = 0,
+	                        .avail = 4096,
+	                        .used = 4100};
 	struct pdesc *d = (struct pdesc *)(buf + sizeof(h));
 	struct pdesc *ind = (struct pdesc *)(buf + sizeof(h) + 8192);
 
@@ -391,6 +397,7 @@ static void packed_seed(void)
 	d[3] = (struct pdesc){13000, 1000, 2, P_AVAIL | P_WRITE};
 	save("vring", "packed", buf, sizeof(buf));
 	save("rng", "packed", buf, sizeof(buf));
+	save("net", "packed", buf, sizeof(buf));
 }
 
 /* ---- blk and mem seeds (formats of fuzz_blk / fuzz_mem) ------------------ */
@@ -435,14 +442,15 @@ static void mem_seeds(void)
 {
 	/* op 0: table of 2 (mode 0: page-granular), then lookups; op 1: add;
 	 * op 2: remove existing; 3..7 translations. */
-	static const uint8_t table[] = {0, 2, 0, 0, 3, 0, 0, 1, 0, 16, 3, 16, 0, 1,
-	                                3, 0, 1, 0, 0, 16, 4, 0, 16, 0, 0, 32, 5, 0, 8, 2,
-	                                6, 0, 0, 0x10, 0, 0x10, 7, 1, 0x10, 0, 0};
-	static const uint8_t addrm[] = {1, 0, 4, 1, 8, 0, 0, 1, 0, 0x10, 0, 0x30, 0, 0,
-	                                2, 1, 3, 0, 4, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 9};
-	static const uint8_t raw[] = {0, 1, 0x0f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	                              0xff, 0xf0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0,
-	                              0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	static const uint8_t table[] = {0, 2, 0, 0, 3, 0,    0, 1,    0,  16, 3,    16, 0, 1,
+	                                3, 0, 1, 0, 0, 16,   4, 0,    16, 0,  0,    32, 5, 0,
+	                                8, 2, 6, 0, 0, 0x10, 0, 0x10, 7,  1,  0x10, 0,  0};
+	static const uint8_t addrm[] = {1, 0, 4, 1, 8, 0, 0, 1, 0, 0x10, 0, 0x30, 0, 0, 2, 1,
+	                                3, 0, 4, 0, 0, 0, 0, 0, 5, 0,    0, 0,    0, 0, 0, 9};
+	static const uint8_t raw[] = {0,    1, 0x0f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	                              0xf0, 0, 0,    0,    0,    0,    0,    0,    0x10, 0,
+	                              0,    0, 0,    0,    0,    0,    0,    0,    0,    0,
+	                              0,    0, 0,    0,    0,    0,    0,    0,    0,    1};
 
 	save("mem", "table-lookups", table, sizeof(table));
 	save("mem", "add-remove", addrm, sizeof(addrm));

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Private to the daemon side (msg.c, backend.c, handler.c, worker.c,
+ * Private to the daemon side (msg.c, backend.c, handler*.c, worker.c,
  * daemon.c, channel.c): the daemon object, per-connection state, worker
  * threads and the device-op wrappers.
  */

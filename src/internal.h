@@ -6,12 +6,15 @@
  *   mem.c      guest memory snapshots          (struct vhu_mem)
  *   log.c      diagnostics (vhu_log) and the dirty-page bitmap (vhu_dirty)
  *   vring.c    ring-independent vring object, locking, stats, notify
+ *   vring_desc.c   descriptor walking shared by both layouts
  *   vring_split.c  split-ring layout (pop/push/event idx)
+ *   vring_packed.c packed-ring layout
  *   vring_packed.c packed-ring layout (virtio 1.1+ 2.8)
  *   vring_desc.c   chain walking / logging helpers both layouts share
  *   inflight.c INFLIGHT_SHMFD shared region and resubmission
  *   backend.c  calling device ops with defaults and the lock mode
- *   handler.c  one function per front-end request
+ *   handler.c  dispatch table, checks shared by all requests, replies
+ *   handler_mem.c / handler_vring.c / handler_device.c  the requests, by concern
  *   worker.c   epoll worker threads, listeners, polling, quiescence
  *   daemon.c   listen/accept/serve loop, start/wait/stop
  *   channel.c  back-end -> front-end channel

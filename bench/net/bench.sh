@@ -19,7 +19,8 @@
 # The rate is the generator's received frames between two "show port
 # stats" over the measured window, after a warm-up.  Runs are interleaved (back end, size,
 # repetition) so outside load hits every back end alike; the table shows
-# the median of the repetitions.
+# the median rate of the repetitions and the median of the per-repetition
+# ratios to dpdk (each back end and dpdk ran back to back).
 #
 #   bench/net/bench.sh [-b BUILD] [-d SECONDS] [-w SECONDS] [-r N] [-s "64 1500"] [-B BURSTS] [-m]
 #     -b  meson build dir holding devices/net/vhu-net (default ./build)
@@ -182,17 +183,27 @@ echo
 echo "vhost-user-net loopback, testpmd virtio-user io forwarding, $((bursts * 32)) frames in flight,"
 echo "${dur}s measured after ${warm}s warm-up, median of $reps; back end on CPU $BACKEND_CPU, generator on CPU $GEN_CPU"
 if [ -n "$md" ]; then
-	printf '| frame | back end | Mpps | vs dpdk |\n|---|---|---|---|\n'
+	printf '| frame | back end | Mpps | vs dpdk (median of per-run ratios) |\n|---|---|---|---|\n'
 else
 	printf '%-6s %-9s %10s %8s\n' frame backend Mpps "vs dpdk"
 fi
+# Ratio: per repetition (back end and dpdk ran back to back, under the same
+# outside load), then the median of those.
+ratio_of() {
+	local be=$1 size=$2 r
+	for r in $(seq "$reps"); do
+		awk -v a="$(cat "$WORK/$be.$size.r$r")" -v b="$(cat "$WORK/dpdk.$size.r$r")" \
+			'BEGIN { if (b > 0) printf "%.4f\n", a / b }'
+	done | median_f
+}
+median_f() { sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", v[int((NR + 1) / 2)] }'; }
+
 for size in $sizes; do
-	ref=
-	case " $BACKENDS " in *" dpdk "*) ref=$(median "$WORK"/dpdk."$size".r*) ;; esac
 	for be in $BACKENDS; do
 		pps=$(median "$WORK/$be.$size".r*)
 		ratio=-
-		[ -n "$ref" ] && [ "$ref" -gt 0 ] && ratio=$(awk -v a="$pps" -v b="$ref" 'BEGIN { printf "%.2f", a / b }')
+		case " $BACKENDS " in *" dpdk "*) ratio=$(ratio_of "$be" "$size") ;; esac
+		[ -n "$ratio" ] || ratio=-
 		mpps=$(awk -v a="$pps" 'BEGIN { printf "%.3f", a / 1e6 }')
 		if [ -n "$md" ]; then
 			printf '| %s B | %s | %s | %s |\n' "$size" "$be" "$mpps" "$ratio"

@@ -82,11 +82,16 @@ static void op_acked_features(void *dev, uint64_t features)
 		        (unsigned long long)go);
 }
 
+/*
+ * No CONFIGURE_MEM_SLOTS: with several queue pairs QEMU (7.2) drives one
+ * vhost device per pair over the same socket and each sends its own
+ * ADD_MEM_REGION for every region, duplicates the library refuses, while
+ * SET_MEM_TABLE is sent once per connection.
+ */
 static uint64_t op_protocol_features(void *dev)
 {
 	return VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_LOG_SHMFD) | VHU_BIT(VHU_PF_REPLY_ACK) |
-	       VHU_BIT(VHU_PF_CONFIG) | VHU_BIT(VHU_PF_RESET_DEVICE) |
-	       VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) | VHU_BIT(VHU_PF_STATUS);
+	       VHU_BIT(VHU_PF_CONFIG) | VHU_BIT(VHU_PF_RESET_DEVICE) | VHU_BIT(VHU_PF_STATUS);
 }
 
 static void op_reset_device(void *dev)

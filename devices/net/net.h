@@ -56,7 +56,8 @@ struct net_hdr {
 	uint16_t gso_size;
 	uint16_t csum_start;
 	uint16_t csum_offset;
-} __attribute__((packed));
+};
+_Static_assert(sizeof(struct net_hdr) == 10, "virtio_net_hdr is 10 bytes");
 
 /* One frame on its way: parsed header plus payload somewhere in iovecs. */
 struct net_frame {

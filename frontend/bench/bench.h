@@ -56,6 +56,7 @@ struct bench_opts {
 	bool json;
 	bool indirect;
 	bool event_idx;
+	bool packed;       /* negotiate VIRTIO_F_RING_PACKED */
 	pid_t backend_pid; /* 0: SO_PEERCRED */
 	uint64_t seed;
 	int connect_timeout_ms;

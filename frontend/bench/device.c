@@ -48,6 +48,8 @@ static uint64_t wanted_features(const struct bench_opts *o)
 		f |= VHU_BIT(VHU_F_RING_EVENT_IDX);
 	if (o->indirect)
 		f |= VHU_BIT(VHU_F_RING_INDIRECT_DESC);
+	if (o->packed)
+		f |= VHU_BIT(VHU_F_RING_PACKED);
 	return f;
 }
 
@@ -201,6 +203,10 @@ int bench_setup(struct bench *b)
 			return r;
 	}
 	b->o.event_idx = !!(b->features & VHU_BIT(VHU_F_RING_EVENT_IDX));
+	if (b->o.packed && !(b->features & VHU_BIT(VHU_F_RING_PACKED))) {
+		fprintf(stderr, "vhu-bench: back end does not offer VIRTIO_F_RING_PACKED\n");
+		return -ENOTSUP;
+	}
 	if ((r = read_config(b)) < 0 || (r = check_queues(b)) < 0)
 		return r;
 	return setup_queues(b);

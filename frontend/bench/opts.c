@@ -24,6 +24,7 @@ static const char usage[] =
     "  --ring-size N        descriptors per queue, power of 2 (default: fits the depth, >= 128)\n"
     "  --no-indirect        one descriptor per buffer instead of indirect tables\n"
     "  --no-event-idx       do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
+    "  --packed             use packed rings (VIRTIO_F_RING_PACKED; the back end must offer it)\n"
     "  --backend-pid PID    process whose CPU time to report (default: socket peer)\n"
     "  --seed N             random offsets seed (default 1)\n"
     "  --connect-timeout MS retry connecting this long (default 5000)\n"
@@ -42,6 +43,7 @@ enum {
 	OPT_RING,
 	OPT_NO_INDIRECT,
 	OPT_NO_EVENT_IDX,
+	OPT_PACKED,
 	OPT_PID,
 	OPT_SEED,
 	OPT_CTMO,
@@ -64,6 +66,7 @@ static const struct option longopts[] = {
     {"ring-size", required_argument, NULL, OPT_RING},
     {"no-indirect", no_argument, NULL, OPT_NO_INDIRECT},
     {"no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX},
+    {"packed", no_argument, NULL, OPT_PACKED},
     {"backend-pid", required_argument, NULL, OPT_PID},
     {"seed", required_argument, NULL, OPT_SEED},
     {"connect-timeout", required_argument, NULL, OPT_CTMO},
@@ -194,6 +197,9 @@ static int parse_one(struct bench_opts *o, int c, const char *arg)
 		break;
 	case OPT_NO_EVENT_IDX:
 		o->event_idx = false;
+		break;
+	case OPT_PACKED:
+		o->packed = true;
 		break;
 	case OPT_PID:
 		r = parse_uns("backend-pid", arg, 1, INT_MAX, &v);

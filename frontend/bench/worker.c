@@ -132,6 +132,8 @@ static int resubmit(struct bench_worker *w, unsigned n, bool measure)
  * between the time-out and this check). */
 static bool used_pending(struct bench_worker *w)
 {
+	if (w->b->o.packed)
+		return false; /* no used index to compare with */
 	const uint16_t *used = vhuf_ring_used(w->b->f, w->q);
 	return used && __atomic_load_n(&used[1], __ATOMIC_ACQUIRE) != (uint16_t)w->used_seen;
 }
@@ -174,13 +176,14 @@ static int wait_call(struct bench_worker *w, bool measure)
  * device has already passed, so vring_need_event() stays false.
  * vhuf_get_used() re-arms used_event after each entry it takes, so this
  * runs after every drain pass.  Layout per virtio 1.x 2.7.6: used_event
- * follows avail->ring[size].
+ * follows avail->ring[size].  Packed rings are left alone (the front-end
+ * library owns their event suppression area): calls are then counted.
  */
 static void suppress_calls(struct bench_worker *w, uint16_t last_used)
 {
 	struct vhuf *f = w->b->f;
 	uint16_t *avail = vhuf_ring_avail(f, w->q);
-	if (!avail)
+	if (!avail || w->b->o.packed)
 		return;
 	if (w->b->o.event_idx)
 		__atomic_store_n(&avail[2 + w->b->ring_size], (uint16_t)(last_used - 1),

@@ -434,7 +434,8 @@ static void session(const char *path)
 	lfd = h_memfd(4096);
 	{
 		struct vhu_log_msg lm = {4096, 0};
-		int err = vhuf_request(f, VHU_REQ_SET_LOG_BASE, &lm, sizeof(lm), &lfd, 1, true, NULL);
+		int err =
+		    vhuf_request(f, VHU_REQ_SET_LOG_BASE, &lm, sizeof(lm), &lfd, 1, true, NULL);
 
 		close(lfd);
 		if (err == -ECONNRESET || err == -EPIPE || err == -ETIMEDOUT)
@@ -506,9 +507,10 @@ static void b_mid_io(struct henv *h)
 			int fd;
 
 			vhuf_region(f, 0, &m.region, &fd);
-			vhuf_request(f, VHU_REQ_ADD_MEM_REGION, &(struct vhu_mem_single_msg){
-			                 0, {1ull << 40, 4096, 1ull << 45, 0}}, sizeof(m), &fd, 1,
-			             false, NULL);
+			vhuf_request(
+			    f, VHU_REQ_ADD_MEM_REGION,
+			    &(struct vhu_mem_single_msg){0, {1ull << 40, 4096, 1ull << 45, 0}},
+			    sizeof(m), &fd, 1, false, NULL);
 		}
 		usleep((useconds_t)(it * 150));
 		h_close(h, f);
@@ -518,4 +520,59 @@ static void b_mid_io(struct henv *h)
 VT_CASE(disconnect_mid_io_and_mid_update)
 {
 	run(b_mid_io);
+}
+
+/* ---- back-end -> front-end channel ------------------------------------------- */
+
+struct chan_call {
+	struct vhu_channel *ch;
+	int ret;
+	atomic_bool done;
+};
+
+static void *chan_main(void *arg)
+{
+	struct chan_call *c = arg;
+
+	c->ret = vhu_channel_config_changed(c->ch);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* The front end answers a REPLY_ACK channel request with a partial reply
+ * and stalls: the device's call must come back (bounded: after 15 s the
+ * front end's end is closed to release it and the case fails). */
+VT_CASE(channel_partial_reply)
+{
+	struct henv h;
+	struct vhuf *f;
+	struct chan_call c = {0};
+	struct vhu_msg_hdr part = {VHU_BREQ_CONFIG_CHANGE_MSG, VHU_HDR_VERSION | VHU_HDR_REPLY, 8};
+	pthread_t th;
+	int sv[2];
+	char buf[64];
+
+	VT_REQUIRE(henv_start(&h, NQ) == 0);
+	f = h_open(&h);
+	VT_REQUIRE(f);
+	VT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	VT_EQ(vhuf_request(f, VHU_REQ_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1, true, NULL), 0);
+	close(sv[1]);
+	c.ch = atomic_load(&h.t.dev.ch);
+	VT_REQUIRE(c.ch);
+	atomic_init(&c.done, false);
+	VT_REQUIRE(pthread_create(&th, NULL, chan_main, &c) == 0);
+	VT_CHECK(wait_fd(sv[0], 3000));
+	VT_CHECK(read(sv[0], buf, sizeof(buf)) > 0);
+	VT_EQ(write(sv[0], &part, 6), 6); /* half a header, then silence */
+	if (!WAIT_UNTIL(atomic_load(&c.done), 15000)) {
+		fprintf(stderr, "# channel request still blocked 15 s after a partial reply\n");
+		VT_CHECK(0);
+	}
+	close(sv[0]);
+	pthread_join(th, NULL);
+	VT_CHECK(c.ret < 0);
+	h_close(&h, f);
+	VT_CHECK(h_healthy(&h));
+	henv_stop(&h);
 }

@@ -206,8 +206,8 @@ static void b_mem_table(struct henv *h, struct vhuf *f)
 	NACK(table(f, 9, d, fds, 8, 8 + 8 * sizeof(d[0])));
 	NACK(table(f, UINT32_MAX, d, fds, 1, one));
 	NACK(table(f, 2, d, fds, 1, 8 + 2 * sizeof(d[0]))); /* fds < nregions */
-	NACK(table(f, 1, d, fds, 2, one));                   /* fds > nregions */
-	NACK(table(f, 1, d, fds, 1, one + 1));               /* size mismatch */
+	NACK(table(f, 1, d, fds, 2, one));                  /* fds > nregions */
+	NACK(table(f, 1, d, fds, 1, one + 1));              /* size mismatch */
 	struct vhu_mem_region_desc bad[] = {
 	    {UINT64_MAX - 4095, 8192, 1ull << 44, 0}, /* gpa wraps */
 	    {0, 8192, UINT64_MAX - 4095, 0},          /* uva wraps */
@@ -256,7 +256,7 @@ static void b_mem_slots(struct henv *h, struct vhuf *f)
 	NACK(req(f, VHU_REQ_ADD_MEM_REGION, &m, sizeof(m), &ev, 1));
 	ACK(req(f, VHU_REQ_ADD_MEM_REGION, &m, sizeof(m), &fd, 1));
 	NACK(req(f, VHU_REQ_ADD_MEM_REGION, &m, sizeof(m), &fd, 1)); /* same again: overlap */
-	m.region.memory_size = 4096; /* no region of that size */
+	m.region.memory_size = 4096;                                 /* no region of that size */
 	NACK(req(f, VHU_REQ_REM_MEM_REGION, &m, sizeof(m), NULL, 0));
 	m.region.memory_size = 8192;
 	m.region.userspace_addr = 0; /* QEMU sends uva 0: matched by gpa + size */
@@ -407,7 +407,8 @@ static void b_inflight(struct henv *h, struct vhuf *f)
 	VT_EQ(vhuf_queue_stop(f, 0, &base), 0);
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		m = inflight(0, 0, bad[i].nq, bad[i].qs);
-		VT_EQ(vhuf_request(f, VHU_REQ_GET_INFLIGHT_FD, &m, sizeof(m), NULL, 0, false, r), 0);
+		VT_EQ(vhuf_request(f, VHU_REQ_GET_INFLIGHT_FD, &m, sizeof(m), NULL, 0, false, r),
+		      0);
 		VT_CHECK(r->payload.inflight.mmap_size == 0 && r->nfds == 0);
 		vhu_msg_close_fds(r);
 		m.mmap_size = 1 << 20;

@@ -12,7 +12,8 @@ for d in /sys/class/net/*; do
 	[ "${d##*/}" = lo ] || { ifc=${d##*/}; break; }
 done
 [ -n "$ifc" ] || fail "no network interface"
-echo "guest: interface $ifc mac $(cat /sys/class/net/$ifc/address) mtu $(cat /sys/class/net/$ifc/mtu)"
+echo "guest: interface $ifc mac $(cat /sys/class/net/$ifc/address) mtu $(cat /sys/class/net/$ifc/mtu)" \
+	"rx queues: $(ls -d /sys/class/net/$ifc/queues/rx-* | wc -l) cpus: $(grep -c ^processor /proc/cpuinfo)"
 ip link set lo up
 ip addr add @ME@/24 dev "$ifc" || fail "ip addr"
 ip link set "$ifc" up || fail "ip link up"
