@@ -53,8 +53,8 @@ int vhuf_packed_alloc(struct vhuf *f, struct vhuf_queue *vq)
 	/* With EVENT_IDX: interrupt for the first used descriptor (slot 0 of
 	 * the first lap); otherwise always. */
 	vq->drv_ev->off_wrap = pos_wrap(0, true);
-	vq->drv_ev->flags = (f->features & VHU_BIT(VHU_F_RING_EVENT_IDX)) ? VHUF_EV_DESC
-	                                                                    : VHUF_EV_ENABLE;
+	vq->drv_ev->flags =
+	    (f->features & VHU_BIT(VHU_F_RING_EVENT_IDX)) ? VHUF_EV_DESC : VHUF_EV_ENABLE;
 	return 0;
 }
 

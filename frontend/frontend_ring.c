@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libvhu-frontend: queue set-up and the split-ring driver (virtio 1.x
- * 2.7), as a guest driver runs it (packed rings: frontend_packed.c).  Free descriptors are linked through a private array, not
- * through the ring, so a device (or a hostile test) scribbling on the
- * descriptor table cannot corrupt the driver.
+ * 2.7), as a guest driver runs it (packed rings: frontend_packed.c).
+ * Free descriptors are linked through a private array, not through the
+ * ring, so a device (or a hostile test) scribbling on the descriptor table
+ * cannot corrupt the driver.
  */
 #include <errno.h>
 #include <poll.h>

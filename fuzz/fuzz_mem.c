@@ -268,6 +268,8 @@ static void op_add(struct vhu_mem **cur, struct rd *r)
 	err = vhu_mem_add(&next, *cur, &d, fd);
 	if (!err)
 		FZ_ASSERT(vhu_mem_region_count(next) == before + 1);
+	if (err == 1) /* exact duplicate: counted, no new snapshot */
+		FZ_ASSERT(next == NULL && vhu_mem_region_count(*cur) == before);
 	adopt(cur, next, err);
 }
 
@@ -290,6 +292,8 @@ static void op_remove(struct vhu_mem **cur, struct rd *r)
 	err = vhu_mem_remove(&next, *cur, &d);
 	if (!err)
 		FZ_ASSERT(vhu_mem_region_count(next) == n - 1);
+	else if (err == 1) /* one of several adds dropped */
+		FZ_ASSERT(next == NULL && vhu_mem_region_count(*cur) == n);
 	else
 		FZ_ASSERT(err == -ENOENT);
 	adopt(cur, next, err);

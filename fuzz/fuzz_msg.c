@@ -42,7 +42,7 @@ static uint64_t d_features(void *dev)
 {
 	return VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_EVENT_IDX) |
 	       VHU_BIT(VHU_F_RING_INDIRECT_DESC) | VHU_BIT(VHU_F_LOG_ALL) |
-	       VHU_BIT(VHU_F_NOTIFY_ON_EMPTY);
+	       VHU_BIT(VHU_F_NOTIFY_ON_EMPTY) | VHU_BIT(VHU_F_RING_PACKED);
 }
 
 static uint64_t d_protocol_features(void *dev)

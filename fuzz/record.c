@@ -220,6 +220,33 @@ static struct vhuf *open_fe(uint64_t features, uint64_t pf, size_t mem, unsigned
 	return f;
 }
 
+/* The recorded session with VIRTIO_F_RING_PACKED added to SET_FEATURES
+ * (the front-end library lays out split rings only; the back end then
+ * reads the same memory as packed rings). */
+static void save_packed_variant(const char *name)
+{
+	uint8_t *b = malloc(session.len);
+	char n[128];
+
+	memcpy(b, session.buf, session.len);
+	for (size_t i = 0; i + 13 <= session.len;) {
+		struct vhu_msg_hdr h;
+
+		memcpy(&h, b + i + 1, sizeof(h));
+		if (h.request == VHU_REQ_SET_FEATURES && h.size == 8 && i + 21 <= session.len) {
+			uint64_t v;
+
+			memcpy(&v, b + i + 13, 8);
+			v |= VHU_BIT(VHU_F_RING_PACKED);
+			memcpy(b + i + 13, &v, 8);
+		}
+		i += 13 + h.size;
+	}
+	snprintf(n, sizeof(n), "%s-packed", name);
+	save("msg", n, b, session.len);
+	free(b);
+}
+
 static void close_fe(struct vhuf *f, const char *name)
 {
 	vhuf_close(f);
@@ -228,6 +255,8 @@ static void close_fe(struct vhuf *f, const char *name)
 		pthread_cond_wait(&px_cond, &px_lock);
 	pthread_mutex_unlock(&px_lock);
 	save("msg", name, session.buf, session.len);
+	if (!strcmp(name, "qemu-like") || !strcmp(name, "slots-inflight-kick"))
+		save_packed_variant(name);
 }
 
 /* ---- ring snapshots -------------------------------------------------------- */

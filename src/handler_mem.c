@@ -120,8 +120,12 @@ int vhu_on_add_mem_region(struct req_ctx *x)
 	err = vhu_mem_add(&mem, base, &x->m->payload.mem_reg.region, x->m->fds[0]);
 	if (tmp)
 		vhu_mem_unref(tmp);
-	if (err)
+	if (err < 0)
 		return vhu_refuse(x, err, "cannot map the region");
+	if (err == 1) {
+		VHU_LOGD("ADD_MEM_REGION: region already mapped, counted");
+		return 0;
+	}
 	return install_mem(x, mem);
 }
 
@@ -133,8 +137,10 @@ int vhu_on_rem_mem_region(struct req_ctx *x)
 	if (!x->c->mem)
 		return vhu_refuse(x, -ENOENT, "no memory table");
 	err = vhu_mem_remove(&mem, x->c->mem, &x->m->payload.mem_reg.region);
-	if (err)
+	if (err < 0)
 		return vhu_refuse(x, err, "no such region");
+	if (err == 1)
+		return 0; /* still added by another vhost device */
 	return install_mem(x, mem);
 }
 

@@ -45,6 +45,7 @@ struct vhu_mem_region {
 	void *map;	   /* mmap() result */
 	size_t map_size;   /* mmap length (size + mmap_offset) */
 	uint8_t *hva;	   /* map + mmap_offset */
+	unsigned adds;	   /* ADD_MEM_REGIONs of this exact region (handler only) */
 };
 
 struct vhu_mem {
@@ -89,11 +90,16 @@ struct vhu_mem *vhu_mem_new_empty(void);
 int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d,
 		      const int *fds, unsigned n);
 /* New snapshot = old + one region (fd borrowed). -ENOSPC past
- * VHU_MAX_MEM_SLOTS, -EINVAL on overlap/overflow. */
+ * VHU_MAX_MEM_SLOTS, -EINVAL on overlap/overflow.  Returns 1 without a new
+ * snapshot when old already has this exact region (same gpa, size, uva and
+ * offset): QEMU adds the same regions once per vhost device sharing the
+ * socket (one per net queue pair), and removes them as many times, so the
+ * region counts its adds. */
 int vhu_mem_add(struct vhu_mem **out, const struct vhu_mem *old,
 		const struct vhu_mem_region_desc *d, int fd);
 /* New snapshot = old - the region matching gpa and size (uva may be 0 as
- * QEMU sends it).  -ENOENT if none matches. */
+ * QEMU sends it).  -ENOENT if none matches; 1 without a new snapshot if
+ * the region was added more than once (one add is dropped). */
 int vhu_mem_remove(struct vhu_mem **out, const struct vhu_mem *old,
 		   const struct vhu_mem_region_desc *d);
 
@@ -199,6 +205,11 @@ struct vhu_vring {
 	uint16_t avail_slots;
 	uint32_t pops; /* < num */
 	uint16_t *chain_len;
+	/* Packed with an inflight area: used descriptors are written in pop
+	 * order; `held` pushed chains wait for older ones, with their
+	 * written length in held_len[id]. */
+	uint16_t held;
+	uint32_t *held_len;
 
 	struct {
 		_Atomic uint64_t requests, kicks, calls, suppressed, polls, errors;

@@ -74,6 +74,7 @@ static int region_new(struct vhu_mem_region **out, const struct vhu_mem_region_d
 		return err;
 	}
 	atomic_init(&r->refs, 1);
+	r->adds = 1;
 	r->gpa = d->guest_phys_addr;
 	r->size = sz;
 	r->uva = d->userspace_addr;
@@ -198,11 +199,19 @@ int vhu_mem_add(struct vhu_mem **out, const struct vhu_mem *old,
 	struct vhu_mem *m;
 	int ret;
 
-	if (n >= VHU_MAX_MEM_SLOTS)
-		return -ENOSPC;
 	ret = region_desc_valid(d);
 	if (ret)
 		return ret;
+	for (unsigned i = 0; i < n; i++) {
+		struct vhu_mem_region *r = old->regions[i];
+		if (r->gpa == d->guest_phys_addr && r->size == d->memory_size &&
+		    r->uva == d->userspace_addr && r->mmap_offset == d->mmap_offset) {
+			r->adds++;
+			return 1;
+		}
+	}
+	if (n >= VHU_MAX_MEM_SLOTS)
+		return -ENOSPC;
 	m = mem_alloc(n + 1);
 	if (!m)
 		return -ENOMEM;
@@ -237,6 +246,10 @@ int vhu_mem_remove(struct vhu_mem **out, const struct vhu_mem *old,
 	}
 	if (hit == n)
 		return -ENOENT;
+	if (old->regions[hit]->adds > 1) {
+		old->regions[hit]->adds--;
+		return 1;
+	}
 	m = mem_alloc(n - 1);
 	if (!m)
 		return -ENOMEM;

@@ -48,10 +48,12 @@ void vhu_vring_destroy(struct vhu_vring *vr)
 	free(vr->avail_heads);
 	free(vr->resubmit);
 	free(vr->chain_len);
+	free(vr->held_len);
 	vr->head_state = NULL;
 	vr->avail_heads = NULL;
 	vr->resubmit = NULL;
 	vr->chain_len = NULL;
+	vr->held_len = NULL;
 	vr->alloc_num = 0;
 	pthread_mutex_destroy(&vr->mutex);
 	pthread_rwlock_destroy(&vr->rwlock);
@@ -81,6 +83,7 @@ void vhu_vring_reset(struct vhu_vring *vr)
 	vr->avail_wrap = vr->used_wrap = false;
 	vr->used_pos = vr->avail_slots = 0;
 	vr->pops = 0;
+	vr->held = 0;
 }
 
 int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features)

@@ -37,12 +37,15 @@ int vhu_vring_alloc_state(struct vhu_vring *vr)
 	free(vr->avail_heads);
 	free(vr->resubmit);
 	free(vr->chain_len);
+	free(vr->held_len);
 	vr->alloc_num = 0;
 	vr->head_state = calloc(vr->num, 1);
 	vr->avail_heads = calloc(vr->num, sizeof(uint16_t));
 	vr->resubmit = calloc(vr->num, sizeof(uint16_t));
 	vr->chain_len = calloc(vr->num, sizeof(uint16_t));
-	if (!vr->head_state || !vr->avail_heads || !vr->resubmit || !vr->chain_len)
+	vr->held_len = calloc(vr->num, sizeof(uint32_t));
+	if (!vr->head_state || !vr->avail_heads || !vr->resubmit || !vr->chain_len ||
+	    !vr->held_len)
 		return -ENOMEM;
 	vr->alloc_num = vr->num;
 	return 0;
@@ -58,8 +61,8 @@ void vhu_vring_count_request(struct vhu_vring *vr)
 
 /* ---- dirty logging ------------------------------------------------------ */
 
-void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_dirty *log,
-                           const struct vhu_chain *c, uint64_t written)
+void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_dirty *log, const struct vhu_chain *c,
+                           uint64_t written)
 {
 	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
 
@@ -74,8 +77,7 @@ void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_dirty *log,
 	}
 }
 
-void vhu_vring_log_hva(struct vhu_vring *vr, struct vhu_dirty *log, const void *hva,
-                       uint64_t len)
+void vhu_vring_log_hva(struct vhu_vring *vr, struct vhu_dirty *log, const void *hva, uint64_t len)
 {
 	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
 	uint64_t gpa;

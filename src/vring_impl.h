@@ -56,11 +56,10 @@ void *vhu_vring_map_part(const struct vhu_mem *mem, uint64_t uva, uint64_t len, 
 int vhu_vring_alloc_state(struct vhu_vring *vr);
 
 /* Mark the first `written` bytes of the chain's writable iovecs dirty. */
-void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_dirty *log,
-                           const struct vhu_chain *c, uint64_t written);
+void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_dirty *log, const struct vhu_chain *c,
+                           uint64_t written);
 /* Mark `len` bytes the device wrote at host address hva (ring memory). */
-void vhu_vring_log_hva(struct vhu_vring *vr, struct vhu_dirty *log, const void *hva,
-                       uint64_t len);
+void vhu_vring_log_hva(struct vhu_vring *vr, struct vhu_dirty *log, const void *hva, uint64_t len);
 
 /* Count one popped chain. */
 void vhu_vring_count_request(struct vhu_vring *vr);

@@ -18,9 +18,21 @@
  * only the low half and assumes used == avail (nothing in flight at GET):
  * an upper half of 0 is read that way.
  *
- * Not supported for packed rings: INFLIGHT_SHMFD tracking (libvhost-user
- * does it for split rings only); an inflight area is ignored (logged), so
- * after a back-end crash chains in flight are lost, not resubmitted.
+ * Each push publishes its used descriptor at once (id and len, then the
+ * flags with release), as the API has no batch: the spec's batching rule
+ * (write the first descriptor's flags last) is then trivially kept.
+ *
+ * INFLIGHT_SHMFD (libvhost-user tracks split rings only): with an inflight
+ * area, used descriptors are written strictly in pop order (a chain pushed
+ * before an older one waits), so the ring still holds the descriptors of
+ * every chain between the used and the avail position; the area records
+ * the used position (header used_idx), which buffer ids are in flight
+ * (desc[id].inflight, as for split rings) and a used write in progress
+ * (desc[id].padding[0], its parameters in desc[id].counter).  After a crash the back end resumes at
+ * the recorded used position and pops those chains again from the ring (one that completed but
+ * waited behind an older one runs again).  QEMU does not restore packed positions after a back-end
+ * crash, so a valid area wins over SET_VRING_BASE.
+ *
  * Dirty logging translates the written ring bytes back to guest addresses
  * instead of using log_guest_addr, which front ends fill differently for
  * packed rings (QEMU: the device area; DPDK assumes the descriptor ring).
@@ -30,6 +42,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vring_impl.h"
 
@@ -93,6 +106,56 @@ static inline void advance(const struct vhu_vring *vr, uint16_t *pos, bool *wrap
 	*pos = (uint16_t)p;
 }
 
+/* ---- used descriptors, inflight record ----------------------------------- */
+
+#define PK_INFLIGHT_VERSION 0x8001
+
+static inline struct vhu_inflight_queue *inflight_q(const struct vhu_vring *vr)
+{
+	return vr->inflight;
+}
+
+/* A used write in progress, kept in the id's counter field. */
+static inline uint64_t rec_pack(uint16_t old, uint16_t nslots, uint32_t len)
+{
+	return len | (uint64_t)old << 32 | (uint64_t)nslots << 48;
+}
+
+/* Publish the used descriptor of buffer `id` (nslots ring slots) at the
+ * used position and move it on; recorded in the inflight area first. */
+static void write_used(struct vhu_vring *vr, uint16_t id, uint32_t len, uint16_t nslots)
+{
+	struct vhu_inflight_queue *q = inflight_q(vr);
+	struct pdesc *d = &ring(vr)[vr->used_pos];
+	uint16_t flags = len ? VHU_DESC_F_WRITE : 0; /* len counts with WRITE (2.8.4) */
+	struct vhu_dirty *log;
+
+	if (q) {
+		q->desc[id].counter = rec_pack(pos_wrap(vr->used_pos, vr->used_wrap), nslots, len);
+		vhu_compiler_barrier();
+		q->desc[id].padding[0] = 1; /* write in progress */
+		vhu_compiler_barrier();
+	}
+	if (vr->used_wrap)
+		flags |= PDESC_F_AVAIL | PDESC_F_USED;
+	__atomic_store_n(&d->id, id, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->len, len, __ATOMIC_RELAXED);
+	/* Release: id, len (and the buffers) before the flags publish it. */
+	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
+	log = vhu_vring_dirty(vr);
+	if (unlikely(log != NULL))
+		vhu_vring_log_hva(vr, log, d, sizeof(*d));
+	advance(vr, &vr->used_pos, &vr->used_wrap, nslots);
+	vr->used_idx = (uint16_t)(vr->used_idx + nslots);
+	if (q) {
+		vhu_compiler_barrier();
+		q->used_idx = pos_wrap(vr->used_pos, vr->used_wrap);
+		vhu_compiler_barrier();
+		q->desc[id].inflight = 0;
+		q->desc[id].padding[0] = 0;
+	}
+}
+
 /* ---- setup --------------------------------------------------------------- */
 
 static int packed_map(struct vhu_vring *vr, const struct vhu_mem *mem)
@@ -122,6 +185,92 @@ static void write_device_ev(struct vhu_vring *vr, uint16_t flags)
 	vhu_vring_log_hva(vr, vhu_vring_dirty(vr), ev, sizeof(*ev));
 }
 
+static bool packed_has_avail(struct vhu_vring *vr);
+
+/* First use of a queue area (or one we cannot interpret): start afresh at
+ * the used position SET_VRING_BASE gave. */
+static void inflight_init(struct vhu_vring *vr, struct vhu_inflight_queue *q, uint16_t entries)
+{
+	if (q->version != 0)
+		VHU_LOGW("vring %u: inflight area version 0x%x unknown, reinitialised", vr->index,
+		         q->version);
+	memset(q->desc, 0, entries * sizeof(q->desc[0]));
+	q->desc_num = entries;
+	q->last_batch_head = 0;
+	q->used_idx = pos_wrap(vr->used_pos, vr->used_wrap);
+	vhu_compiler_barrier();
+	q->version = PK_INFLIGHT_VERSION;
+}
+
+/* Finish a used write a crash interrupted: done if the slot already holds
+ * that used descriptor, else write it now (the chain had completed).
+ * False if the record is not one we can have written. */
+static bool inflight_finish_write(struct vhu_vring *vr, uint16_t id, uint64_t rec)
+{
+	uint16_t old = (uint16_t)(rec >> 32), nslots = (uint16_t)(rec >> 48), pos = old & 0x7fff;
+	bool wrap = old >> 15;
+	uint16_t flags;
+
+	if (pos >= vr->num || nslots == 0 || nslots > vr->num)
+		return false;
+	vr->used_pos = pos;
+	vr->used_wrap = wrap;
+	flags = __atomic_load_n(&ring(vr)[pos].flags, __ATOMIC_ACQUIRE);
+	if (!!(flags & PDESC_F_AVAIL) == wrap && !!(flags & PDESC_F_USED) == wrap)
+		advance(vr, &vr->used_pos, &vr->used_wrap, nslots);
+	else
+		write_used(vr, id, (uint32_t)rec, nslots);
+	return true;
+}
+
+/* Resume at the used position the area recorded (see the top of file);
+ * the avail position follows it and every id is popped afresh.  1 if the
+ * area gave the positions, 0 if it was (re)initialised from the base,
+ * -EINVAL. */
+static int inflight_start(struct vhu_vring *vr)
+{
+	struct vhu_inflight_queue *q = inflight_q(vr);
+	uint16_t entries = vhu_inflight_area_entries(q), u;
+	bool done = false;
+
+	if (!entries || vr->num > entries) {
+		VHU_LOGE("vring %u: inflight area invalid or smaller than the ring", vr->index);
+		return -EINVAL;
+	}
+	if (q->version != PK_INFLIGHT_VERSION) {
+		inflight_init(vr, q, entries);
+		return 0;
+	}
+	u = q->used_idx;
+	vhu_compiler_barrier();
+	if ((u & 0x7fff) >= vr->num) {
+		VHU_LOGW("vring %u: inflight area inconsistent, reinitialised", vr->index);
+		q->version = 0;
+		inflight_init(vr, q, entries);
+		return 0;
+	}
+	vr->used_pos = u & 0x7fff;
+	vr->used_wrap = u >> 15;
+	for (uint16_t id = 0; id < vr->num; id++) {
+		uint64_t rec = q->desc[id].counter;
+
+		vhu_compiler_barrier();
+		if (q->desc[id].padding[0] && !done)
+			done = inflight_finish_write(vr, id, rec);
+	}
+	/* Everything in flight is popped again from the ring. */
+	for (uint16_t id = 0; id < entries; id++) {
+		q->desc[id].inflight = 0;
+		q->desc[id].padding[0] = 0;
+	}
+	q->used_idx = pos_wrap(vr->used_pos, vr->used_wrap);
+	vr->last_avail_idx = vr->shadow_avail_idx = vr->used_pos;
+	vr->avail_wrap = vr->used_wrap;
+	VHU_LOGI("vring %u: packed ring resumes at the recorded position %u (wrap %u)", vr->index,
+	         vr->used_pos, vr->used_wrap);
+	return 1;
+}
+
 static int packed_start(struct vhu_vring *vr)
 {
 	uint16_t a = (uint16_t)vr->base, u = (uint16_t)(vr->base >> 16);
@@ -149,10 +298,15 @@ static int packed_start(struct vhu_vring *vr)
 		         vr->base);
 		return -EINVAL;
 	}
-	if (vr->inflight)
-		VHU_LOGW("vring %u: inflight tracking is not supported for packed rings; ignored",
-		         vr->index);
 	memset(vr->head_state, 0, vr->num);
+	vr->held = 0;
+	if (vr->inflight) {
+		ret = inflight_start(vr);
+		if (ret < 0)
+			return ret;
+		if (ret)
+			diff = 0;
+	}
 	vr->avail_slots = (uint16_t)diff;
 	vr->used_idx = 0;
 	vr->pops = 0;
@@ -164,6 +318,13 @@ static int packed_start(struct vhu_vring *vr)
 	vr->region_hint = vr->log_hint = 0;
 	/* A previous back end may have left kicks suppressed. */
 	write_device_ev(vr, vr->event_idx ? EV_DESC : EV_ENABLE);
+	/* Chains to pop again must not wait for the driver's next kick. */
+	if (vr->inflight && vr->kick_fd >= 0 && packed_has_avail(vr)) {
+		uint64_t one = 1;
+
+		if (write(vr->kick_fd, &one, sizeof(one)) < 0)
+			VHU_LOGW("vring %u: self-kick failed", vr->index);
+	}
 	return 0;
 }
 
@@ -177,8 +338,8 @@ static uint32_t packed_base(const struct vhu_vring *vr)
 
 /* The buffers of an indirect table (every entry, in order; only WRITE is
  * meaningful in them, 2.8.19). */
-static const char *walk_table(struct vhu_vring *vr, const struct vhu_mem *mem,
-                              struct vhu_walk *w, struct vhu_chain *c, const struct pdesc *d)
+static const char *walk_table(struct vhu_vring *vr, const struct vhu_mem *mem, struct vhu_walk *w,
+                              struct vhu_chain *c, const struct pdesc *d)
 {
 	const char *why;
 	const uint8_t *t = vhu_walk_indirect(vr, mem, false, d->flags, d->addr, d->len, &why);
@@ -224,7 +385,8 @@ static int map_chain(struct vhu_vring *vr, const struct vhu_mem *mem, struct vhu
 		if (unlikely(d.flags & VHU_DESC_F_INDIRECT))
 			why = walk_table(vr, mem, &w, c, &d);
 		else
-			why = vhu_walk_buf(vr, mem, &w, c, d.addr, d.len, d.flags & VHU_DESC_F_WRITE);
+			why =
+			    vhu_walk_buf(vr, mem, &w, c, d.addr, d.len, d.flags & VHU_DESC_F_WRITE);
 		if (unlikely(why != NULL))
 			return vhu_vring_malformed(vr, why);
 		if (!(d.flags & VHU_DESC_F_NEXT))
@@ -266,6 +428,8 @@ static int packed_pop(struct vhu_vring *vr, struct vhu_chain *c)
 	vr->avail_slots = (uint16_t)(vr->avail_slots + slots);
 	vr->head_state[c->id] = 1;
 	vr->chain_len[c->id] = slots;
+	if (vr->inflight)
+		inflight_q(vr)->desc[c->id].inflight = 1;
 	vr->avail_heads[vr->pops] = c->id;
 	vr->pops = vr->pops + 1 == vr->num ? 0 : vr->pops + 1;
 	if (vr->avail_pops < vr->num)
@@ -279,11 +443,26 @@ static int packed_pop(struct vhu_vring *vr, struct vhu_chain *c)
 
 /* ---- push / unpop ----------------------------------------------------------- */
 
+/* Inflight area: write the used descriptors of held chains that are now
+ * the oldest outstanding ones (pop order). */
+static void flush_held(struct vhu_vring *vr)
+{
+	while (vr->held) {
+		uint32_t oldest = (vr->pops + vr->num - vr->inuse - vr->held) % vr->num;
+		uint16_t id = vr->avail_heads[oldest];
+
+		if (vr->head_state[id] != 3)
+			break;
+		write_used(vr, id, vr->held_len[id], vr->chain_len[id]);
+		vr->head_state[id] = 0;
+		vr->held--;
+	}
+}
+
 static int packed_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written)
 {
 	struct vhu_dirty *log = vhu_vring_dirty(vr);
-	uint16_t id = c->id, flags = 0;
-	struct pdesc *d;
+	uint16_t id = c->id;
 
 	if (unlikely(id >= vr->num || vr->head_state[id] != 1))
 		return -EINVAL;
@@ -291,22 +470,16 @@ static int packed_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t
 		written = (uint32_t)c->in_len;
 	if (unlikely(log != NULL) && written)
 		vhu_vring_log_written(vr, log, c, written);
-	/* len is only meaningful to the driver with WRITE set (2.8.4). */
-	if (c->in_len)
-		flags |= VHU_DESC_F_WRITE;
-	if (vr->used_wrap)
-		flags |= PDESC_F_AVAIL | PDESC_F_USED;
-	d = &ring(vr)[vr->used_pos];
-	__atomic_store_n(&d->id, id, __ATOMIC_RELAXED);
-	__atomic_store_n(&d->len, written, __ATOMIC_RELAXED);
-	/* Release: id, len (and the buffers) before the flags publish it. */
-	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
-	if (unlikely(log != NULL))
-		vhu_vring_log_hva(vr, log, d, sizeof(*d));
-	advance(vr, &vr->used_pos, &vr->used_wrap, vr->chain_len[id]);
-	vr->used_idx = (uint16_t)(vr->used_idx + vr->chain_len[id]);
-	vr->head_state[id] = 0;
 	vr->inuse--;
+	if (!vr->inflight) {
+		write_used(vr, id, written, vr->chain_len[id]);
+		vr->head_state[id] = 0;
+		return 0;
+	}
+	vr->head_state[id] = 3; /* held until older chains are used */
+	vr->held_len[id] = written;
+	vr->held++;
+	flush_held(vr);
 	return 0;
 }
 
@@ -348,8 +521,13 @@ static int packed_unpop(struct vhu_vring *vr, unsigned n)
 	}
 	if (slots > (uint16_t)(vr->avail_slots - vr->used_idx))
 		return -EINVAL;
-	for (unsigned j = 0; j < n; j++)
-		vr->head_state[vr->avail_heads[nth_pop(vr, j)]] = 0;
+	for (unsigned j = 0; j < n; j++) {
+		uint16_t id = vr->avail_heads[nth_pop(vr, j)];
+
+		vr->head_state[id] = 0;
+		if (vr->inflight)
+			inflight_q(vr)->desc[id].inflight = 0;
+	}
 	rewind_pos(vr, &vr->last_avail_idx, &vr->avail_wrap, slots);
 	vr->shadow_avail_idx = vr->last_avail_idx;
 	vr->avail_slots = (uint16_t)(vr->avail_slots - slots);

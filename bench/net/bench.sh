@@ -19,8 +19,9 @@
 # The rate is the generator's received frames between two "show port
 # stats" over the measured window, after a warm-up.  Runs are interleaved (back end, size,
 # repetition) so outside load hits every back end alike; the table shows
-# the median rate of the repetitions and the median of the per-repetition
-# ratios to dpdk (each back end and dpdk ran back to back).
+# the median rate of the repetitions, the median of the per-repetition
+# ratios to dpdk (each back end and dpdk ran back to back), and the back
+# end's CPU use (user + system time over the measured window, % of a CPU).
 #
 #   bench/net/bench.sh [-b BUILD] [-d SECONDS] [-w SECONDS] [-r N] [-s "64 1500"] [-B BURSTS] [-m]
 #     -b  meson build dir holding devices/net/vhu-net (default ./build)
@@ -142,8 +143,12 @@ generate() {
 		echo "start tx_first $bursts"
 		sleep "$warm"
 		echo "show port stats 0"
+		cpu_ticks "$BE_PID" >"$WORK/t0"
+		date +%s.%N >"$WORK/w0"
 		sleep "$dur"
 		echo "show port stats 0"
+		cpu_ticks "$BE_PID" >"$WORK/t1"
+		date +%s.%N >"$WORK/w1"
 		echo stop
 		echo quit
 	} | timeout -s KILL $((warm + dur + 60)) "$TESTPMD" -l "$lcores" --main-lcore "$BACKEND_CPU" \
@@ -161,18 +166,29 @@ generate() {
 	}
 }
 
+# utime + stime of a process, in clock ticks.
+cpu_ticks() {
+	awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 sock=$WORK/net.sock
 for r in $(seq "$reps"); do
 	for size in $sizes; do
 		for be in $BACKENDS; do
 			start_backend "$be" "$sock"
+			rm -f "$WORK"/t0 "$WORK"/t1 "$WORK"/w0 "$WORK"/w1
 			generate "$sock" "$size" "$WORK/$be.$size.r$r"
+			# Back-end CPU over the measured window (% of one CPU).
+			awk -v hz="$(getconf CLK_TCK)" 'FNR == 1 { v[++n] = $1 }
+				END { if (n == 4 && v[4] > v[3]) printf "%.0f\n", 100 * (v[2] - v[1]) / hz / (v[4] - v[3]); else print 0 }' \
+				"$WORK/t0" "$WORK/t1" "$WORK/w0" "$WORK/w1" >"$WORK/$be.$size.cpu$r" 2>/dev/null || echo 0 >"$WORK/$be.$size.cpu$r"
 			stop_backend
 			# Frames the back end dropped (DPDK's io forwarding drops when
 			# the virtio rx ring is full; vhu-net waits instead).
 			drops=$(awk '/Forward statistics for port/ { f = 1 } f && /TX-dropped:/ { print $4; exit }' \
 				"$WORK/be.log")
-			echo "bench.sh: rep $r size $size $be: $(cat "$WORK/$be.$size.r$r") pps${drops:+, back end dropped $drops}" >&2
+			echo "bench.sh: rep $r size $size $be: $(cat "$WORK/$be.$size.r$r") pps," \
+				"back end CPU $(cat "$WORK/$be.$size.cpu$r")%${drops:+, dropped $drops}" >&2
 		done
 	done
 done
@@ -183,9 +199,10 @@ echo
 echo "vhost-user-net loopback, testpmd virtio-user io forwarding, $((bursts * 32)) frames in flight,"
 echo "${dur}s measured after ${warm}s warm-up, median of $reps; back end on CPU $BACKEND_CPU, generator on CPU $GEN_CPU"
 if [ -n "$md" ]; then
-	printf '| frame | back end | Mpps | vs dpdk (median of per-run ratios) |\n|---|---|---|---|\n'
+	printf '| frame | back end | Mpps | vs dpdk (median of per-run ratios) | back end CPU %% |\n'
+	printf '|---|---|---|---|---|\n'
 else
-	printf '%-6s %-9s %10s %8s\n' frame backend Mpps "vs dpdk"
+	printf '%-6s %-9s %10s %8s %8s\n' frame backend Mpps "vs dpdk" "be CPU%"
 fi
 # Ratio: per repetition (back end and dpdk ran back to back, under the same
 # outside load), then the median of those.
@@ -205,10 +222,11 @@ for size in $sizes; do
 		case " $BACKENDS " in *" dpdk "*) ratio=$(ratio_of "$be" "$size") ;; esac
 		[ -n "$ratio" ] || ratio=-
 		mpps=$(awk -v a="$pps" 'BEGIN { printf "%.3f", a / 1e6 }')
+		cpu=$(median "$WORK/$be.$size".cpu*)
 		if [ -n "$md" ]; then
-			printf '| %s B | %s | %s | %s |\n' "$size" "$be" "$mpps" "$ratio"
+			printf '| %s B | %s | %s | %s | %s |\n' "$size" "$be" "$mpps" "$ratio" "$cpu"
 		else
-			printf '%-6s %-9s %10s %8s\n' "$size" "$be" "$mpps" "$ratio"
+			printf '%-6s %-9s %10s %8s %8s\n' "$size" "$be" "$mpps" "$ratio" "$cpu"
 		fi
 	done
 done

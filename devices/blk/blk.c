@@ -38,6 +38,7 @@ static uint64_t op_features(void *dev)
 	             VHU_BIT(VIRTIO_BLK_F_SEG_MAX) | VHU_BIT(VIRTIO_BLK_F_BLK_SIZE) |
 	             VHU_BIT(VIRTIO_BLK_F_TOPOLOGY) | VHU_BIT(VIRTIO_BLK_F_FLUSH) |
 	             VHU_BIT(VIRTIO_BLK_F_CONFIG_WCE) | VHU_BIT(VIRTIO_BLK_F_MQ);
+	f |= VHU_BIT(VHU_F_RING_PACKED); /* inflight-safe: written in order (vring_packed.c) */
 	if (d->opts.read_only)
 		f |= VHU_BIT(VIRTIO_BLK_F_RO);
 	else

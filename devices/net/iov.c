@@ -23,6 +23,15 @@ size_t net_iov_copy(const struct iovec *dst, unsigned ndst, size_t dst_off, cons
                     unsigned nsrc, size_t src_off, size_t len)
 {
 	size_t di, si, done = 0;
+
+	/* Fast path: both ranges inside the first iovec (headers, small
+	 * frames in one buffer). */
+	if (ndst && nsrc && dst_off <= dst[0].iov_len && len <= dst[0].iov_len - dst_off &&
+	    src_off <= src[0].iov_len && len <= src[0].iov_len - src_off) {
+		memcpy((uint8_t *)dst[0].iov_base + dst_off,
+		       (const uint8_t *)src[0].iov_base + src_off, len);
+		return len;
+	}
 	unsigned d = iov_seek(dst, ndst, dst_off, &di);
 	unsigned s = iov_seek(src, nsrc, src_off, &si);
 

@@ -36,7 +36,7 @@ struct vhu_vring *net_vring(struct net_dev *d, unsigned q)
 static uint64_t offered_features(const struct net_dev *d)
 {
 	uint64_t f = F(VHU_F_VERSION_1) | F(VHU_F_RING_INDIRECT_DESC) | F(VHU_F_RING_EVENT_IDX) |
-	             F(VHU_F_ANY_LAYOUT) | F(VHU_F_LOG_ALL);
+	             F(VHU_F_ANY_LAYOUT) | F(VHU_F_LOG_ALL) | F(VHU_F_RING_PACKED);
 
 	f |= F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_MTU) | F(VIRTIO_NET_F_MRG_RXBUF) |
 	     F(VIRTIO_NET_F_STATUS) | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) |
@@ -83,15 +83,15 @@ static void op_acked_features(void *dev, uint64_t features)
 }
 
 /*
- * No CONFIGURE_MEM_SLOTS: with several queue pairs QEMU (7.2) drives one
- * vhost device per pair over the same socket and each sends its own
- * ADD_MEM_REGION for every region, duplicates the library refuses, while
- * SET_MEM_TABLE is sent once per connection.
+ * With several queue pairs QEMU drives one vhost device per pair over the
+ * same socket, each adding every memory region (CONFIGURE_MEM_SLOTS); the
+ * library counts such exact duplicates instead of mapping them twice.
  */
 static uint64_t op_protocol_features(void *dev)
 {
 	return VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_LOG_SHMFD) | VHU_BIT(VHU_PF_REPLY_ACK) |
-	       VHU_BIT(VHU_PF_CONFIG) | VHU_BIT(VHU_PF_RESET_DEVICE) | VHU_BIT(VHU_PF_STATUS);
+	       VHU_BIT(VHU_PF_CONFIG) | VHU_BIT(VHU_PF_RESET_DEVICE) | VHU_BIT(VHU_PF_STATUS) |
+	       VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS);
 }
 
 static void op_reset_device(void *dev)

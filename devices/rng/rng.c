@@ -184,7 +184,7 @@ static unsigned rng_max_queue_size(void *dev)
 static uint64_t rng_features(void *dev)
 {
 	return VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_INDIRECT_DESC) |
-	       VHU_BIT(VHU_F_RING_EVENT_IDX);
+	       VHU_BIT(VHU_F_RING_EVENT_IDX) | VHU_BIT(VHU_F_RING_PACKED);
 }
 
 static uint64_t rng_protocol_features(void *dev)

@@ -2,8 +2,9 @@
 /*
  * libvhu-frontend: a vhost-user front end and virtio driver in user space,
  * for tests, benchmarks and tools.  It connects to a back end, negotiates,
- * shares memfd-backed "guest memory", lays out split rings in it and drives
- * them as a guest driver would.
+ * shares memfd-backed "guest memory", lays out split rings (or packed ones
+ * when VIRTIO_F_RING_PACKED was negotiated) in it and drives them as a
+ * guest driver would.
  *
  * Threads: set-up calls (connect, negotiate, queue set-up, requests) from
  * one thread; afterwards each queue may be driven by its own thread
@@ -103,23 +104,29 @@ uint64_t vhuf_uva(struct vhuf *f, uint64_t gpa);
 int vhuf_region(const struct vhuf *f, unsigned i, struct vhu_mem_region_desc *d, int *fd);
 unsigned vhuf_nregions(const struct vhuf *f);
 
-/* ---- queues (split rings, driver side) -------------------------------- */
+/* ---- queues (split or packed rings, driver side) ------------------------ */
 
 /*
  * Allocate a ring of `size` entries in guest memory and create kick/call
  * eventfds, then send SET_VRING_NUM, BASE(0), ADDR, CALL, ERR, KICK and,
  * when PROTOCOL_FEATURES was negotiated, SET_VRING_ENABLE(1) (each with
  * need_reply when REPLY_ACK was negotiated).  EVENT_IDX use follows the
- * negotiated features.  size must be a power of two (-EINVAL).  Calling it
- * again for q lays out a fresh ring (the old one's memory is not reused).
+ * negotiated features.  size must be a power of two (-EINVAL) for split
+ * rings; packed rings (VIRTIO_F_RING_PACKED negotiated) take any size up to
+ * 32768 and start with base 0x80008000 (avail and used at slot 0, wrap
+ * counters 1, as QEMU sends it).  Calling it again for q lays out a fresh
+ * ring (the old one's memory is not reused).
  */
 int vhuf_queue_setup(struct vhuf *f, unsigned q, unsigned size);
-/* GET_VRING_BASE: stop the ring; *base gets the back end's next avail. */
+/* GET_VRING_BASE: stop the ring; *base gets the back end's next avail
+ * (packed: avail | wrap << 15 | (used | wrap << 15) << 16). */
 int vhuf_queue_stop(struct vhuf *f, unsigned q, uint32_t *base);
 /* Re-send NUM/BASE/ADDR/CALL/ERR/KICK/ENABLE after a reconnect.  BASE is
  * the value vhuf_queue_stop() got or, without a stop (the back end went
  * away), the ring's used index as QEMU does, so chains in flight are
- * handed out again. */
+ * handed out again (packed: the driver's used position and wrap counter
+ * for both halves; chains whose descriptors a used descriptor overwrote,
+ * after out-of-order completions, cannot be handed out again). */
 int vhuf_queue_restart(struct vhuf *f, unsigned q);
 
 struct vhuf_buf {
@@ -131,7 +138,8 @@ struct vhuf_buf {
 /*
  * Put a chain of n buffers on the avail ring (in an indirect table if
  * `indirect`), remembering `cookie` for completion.  Does not kick.
- * Returns the head index, or -ENOSPC when the ring has no free descriptors.
+ * Returns the head index (packed: the buffer id), or -ENOSPC when the ring
+ * has no free descriptors.
  */
 int vhuf_submit(struct vhuf *f, unsigned q, const struct vhuf_buf *bufs, unsigned n, bool indirect,
                 void *cookie);
@@ -151,7 +159,8 @@ int vhuf_get_used(struct vhuf *f, unsigned q, void **cookie, uint32_t *len);
 unsigned vhuf_free_descs(const struct vhuf *f, unsigned q);
 
 /* Raw ring access for hostile tests: host pointers to the ring parts
- * (struct layouts per the virtio spec) and the eventfds. */
+ * (struct layouts per the virtio spec; packed: the descriptor ring, the
+ * driver and the device event suppression areas) and the eventfds. */
 void *vhuf_ring_desc(struct vhuf *f, unsigned q);
 void *vhuf_ring_avail(struct vhuf *f, unsigned q);
 void *vhuf_ring_used(struct vhuf *f, unsigned q);

@@ -5,7 +5,8 @@
  * A struct vhu_vring is one queue of one connection.  The library owns it:
  * the protocol handler configures it (size, addresses, base, kick/call/err
  * fds, enable) and the device pops request chains from it and pushes used
- * entries back.  The ring layout (split today, packed later) is hidden
+ * entries back.  The ring layout (split, or packed when VIRTIO_F_RING_PACKED
+ * was negotiated; packed rings have no INFLIGHT_SHMFD tracking) is hidden
  * behind these calls; device code never touches descriptors.
  *
  * Threads: a vring is driven by the worker thread its queue is assigned to
@@ -45,7 +46,7 @@ enum vhu_vring_flavour {
  * allocated per request.
  */
 struct vhu_chain {
-	uint16_t id;    /* head index; give it back through vhu_vring_push() */
+	uint16_t id;    /* head index (packed: buffer id); back via vhu_vring_push() */
 	uint16_t ndesc; /* descriptors the chain used, indirect ones included */
 	uint32_t out_num;
 	uint32_t in_num;
@@ -64,7 +65,8 @@ struct vhu_chain {
  * descriptor index past the ring, a loop, a chain longer than the ring,
  * nested indirect tables, an address outside guest memory, a length that
  * wraps, a readable descriptor after a writable one, or an avail index that
- * moved by more than the ring size.  The ring is then failed (the error
+ * moved by more than the ring size (packed: a buffer id past the ring or
+ * already in use).  The ring is then failed (the error
  * eventfd is signalled) and returns -EIO until it is reset; other rings are
  * untouched.
  */

@@ -3,12 +3,13 @@
  * Packed virtqueues through a real socket: the front-end library's packed
  * driver against the echo device (direct and indirect chains, sizes that
  * are not powers of two, with and without EVENT_IDX), base encoding over
- * GET/SET_VRING_BASE, reconnects, event suppression, a malformed ring, and
- * a device that does not offer the feature.
+ * GET/SET_VRING_BASE, reconnects, event suppression, dirty logging, a
+ * malformed ring, and a device that does not offer the feature.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "echo.h"
@@ -157,7 +158,8 @@ VT_CASE(reconnect_resumes_ring)
 	atomic_store(&t.dev.hold, true);
 	buf = vhuf_alloc(f, 40 * 512, 64);
 	for (unsigned i = 0; i < 40; i++) {
-		struct vhuf_buf b[2] = {{buf + i * 512, 256, false}, {buf + i * 512 + 256, 256, true}};
+		struct vhuf_buf b[2] = {{buf + i * 512, 256, false},
+		                        {buf + i * 512 + 256, 256, true}};
 
 		memset(vhuf_ptr(f, buf + i * 512), (int)i + 1, 256);
 		VT_CHECK(vhuf_submit(f, 0, b, 2, i % 2, (void *)(uintptr_t)(i + 1)) >= 0);
@@ -175,7 +177,8 @@ VT_CASE(reconnect_resumes_ring)
 			uintptr_t i = (uintptr_t)ck - 1;
 
 			VT_EQ(len, 256);
-			VT_EQ(memcmp(vhuf_ptr(f, buf + i * 512), vhuf_ptr(f, buf + i * 512 + 256), 256),
+			VT_EQ(memcmp(vhuf_ptr(f, buf + i * 512), vhuf_ptr(f, buf + i * 512 + 256),
+			             256),
 			      0);
 			got++;
 		}
@@ -299,14 +302,66 @@ VT_CASE(not_offered_means_split)
 	f = fe_open(&t, NULL, F_PACKED, PF_ALL);
 	VT_REQUIRE(f);
 	VT_CHECK(!(vhuf_features(f) & VHU_BIT(VHU_F_RING_PACKED)));
-	VT_CHECK(is_nack(
-	    vhuf_request(f, VHU_REQ_SET_VRING_BASE, &s, sizeof(s), NULL, 0, true, NULL)));
+	VT_CHECK(
+	    is_nack(vhuf_request(f, VHU_REQ_SET_VRING_BASE, &s, sizeof(s), NULL, 0, true, NULL)));
 	s.num = 100;
-	VT_CHECK(is_nack(
-	    vhuf_request(f, VHU_REQ_SET_VRING_NUM, &s, sizeof(s), NULL, 0, true, NULL)));
+	VT_CHECK(
+	    is_nack(vhuf_request(f, VHU_REQ_SET_VRING_NUM, &s, sizeof(s), NULL, 0, true, NULL)));
 	VT_EQ(vhuf_queue_setup(f, 0, 100), -EINVAL); /* split: power of two */
 	VT_EQ(vhuf_queue_setup(f, 0, 128), 0);
 	VT_EQ(fe_io(f, 0, 50), 0);
+	fe_close(&t, f);
+	VT_CHECK(tenv_healthy(&t));
+	tenv_stop(&t);
+}
+
+static bool bit(const uint8_t *map, uint64_t gpa)
+{
+	uint64_t page = gpa / 4096;
+
+	return map[page / 8] & (1u << (page % 8));
+}
+
+/* LOG_ALL: the written buffer and the used descriptor's page (the ring
+ * itself, wherever log_guest_addr points) are marked dirty. */
+VT_CASE(dirty_log_marks_ring_and_buffers)
+{
+	struct tenv t;
+	struct vhuf_opts o = {.mem_size = 8 << 20, .connect_timeout_ms = 3000};
+	struct vhuf *f;
+	struct vhu_log_msg lm = {.mmap_size = 4096, .mmap_offset = 0};
+	uint8_t *map;
+	uint64_t out, in, ring;
+	int fd;
+
+	VT_REQUIRE(start_packed(&t, 1) == 0); /* (baseline fds: before our memfd) */
+	fd = memfd_create("log", MFD_CLOEXEC);
+	f = fe_open(&t, &o, F_PACKED | VHU_BIT(VHU_F_LOG_ALL), PF_ALL);
+	VT_REQUIRE(f && fd >= 0 && ftruncate(fd, 4096) == 0);
+	VT_CHECK(vhuf_features(f) & VHU_BIT(VHU_F_LOG_ALL));
+	VT_CHECK(vhuf_features(f) & VHU_BIT(VHU_F_RING_PACKED));
+	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	VT_REQUIRE(map != MAP_FAILED);
+	{
+		struct vhu_msg *r = calloc(1, sizeof(*r));
+
+		VT_REQUIRE(r);
+		VT_EQ(vhuf_request(f, VHU_REQ_SET_LOG_BASE, &lm, sizeof(lm), &fd, 1, false, r), 0);
+		VT_EQ(r->hdr.size, 8);
+		free(r);
+	}
+	close(fd);
+	VT_REQUIRE(vhuf_queue_setup(f, 0, 20) == 0);
+	out = vhuf_alloc(f, 4096, 4096);
+	in = vhuf_alloc(f, 8192, 4096);
+	ring = (uint64_t)((uint8_t *)vhuf_ring_desc(f, 0) - (uint8_t *)vhuf_ptr(f, 0));
+	memset(map, 0, 4096); /* forget what start logged */
+	VT_EQ(fe_echo_one(f, 0, out, NULL, in + 4096, NULL, 300, false), 0);
+	VT_CHECK(bit(map, in + 4096)); /* written by the device */
+	VT_CHECK(!bit(map, in));       /* untouched */
+	VT_CHECK(!bit(map, out));      /* only read */
+	VT_CHECK(bit(map, ring));      /* the used descriptor */
+	munmap(map, 4096);
 	fe_close(&t, f);
 	VT_CHECK(tenv_healthy(&t));
 	tenv_stop(&t);

@@ -255,11 +255,18 @@ static void b_mem_slots(struct henv *h, struct vhuf *f)
 	m.region = (struct vhu_mem_region_desc){1ull << 41, 8192, 1ull << 46, 0};
 	NACK(req(f, VHU_REQ_ADD_MEM_REGION, &m, sizeof(m), &ev, 1));
 	ACK(req(f, VHU_REQ_ADD_MEM_REGION, &m, sizeof(m), &fd, 1));
-	NACK(req(f, VHU_REQ_ADD_MEM_REGION, &m, sizeof(m), &fd, 1)); /* same again: overlap */
-	m.region.memory_size = 4096;                                 /* no region of that size */
+	/* The exact same region again is counted (QEMU adds it once per
+	 * vhost device on the socket); a partial overlap is refused. */
+	ACK(req(f, VHU_REQ_ADD_MEM_REGION, &m, sizeof(m), &fd, 1));
+	m.region.guest_phys_addr += 4096;
+	m.region.userspace_addr += 1ull << 20;
+	NACK(req(f, VHU_REQ_ADD_MEM_REGION, &m, sizeof(m), &fd, 1)); /* gpa overlap */
+	m.region.guest_phys_addr -= 4096;
+	m.region.memory_size = 4096; /* no region of that size */
 	NACK(req(f, VHU_REQ_REM_MEM_REGION, &m, sizeof(m), NULL, 0));
 	m.region.memory_size = 8192;
 	m.region.userspace_addr = 0; /* QEMU sends uva 0: matched by gpa + size */
+	ACK(req(f, VHU_REQ_REM_MEM_REGION, &m, sizeof(m), NULL, 0));
 	ACK(req(f, VHU_REQ_REM_MEM_REGION, &m, sizeof(m), NULL, 0));
 	NACK(req(f, VHU_REQ_REM_MEM_REGION, &m, sizeof(m), NULL, 0));
 	close(fd);

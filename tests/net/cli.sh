@@ -148,6 +148,8 @@ expect_error "extra argument" 2 "unexpected argument 'extra'" -- "$NET" --loopba
 expect_error "--fd not a socket" 1 "--fd 0: not a usable stream socket" -- \
 	"$NET" --loopback --fd 0 </dev/null
 expect_error "--fd not open" 1 "--fd 97: not a usable stream socket" -- "$NET" --loopback --fd 97
+expect_error "--tap on a non-tap interface" 1 "cannot open tap 'lo'" -- \
+	"$NET" --tap lo --socket-path "$WORK/s"
 expect_error "socket dir missing" 1 "cannot serve $WORK/nodir/s" -- \
 	"$NET" --loopback --socket-path "$WORK/nodir/s"
 

@@ -849,3 +849,29 @@ VT_CASE(tap_both_ways)
 	close(ps);
 	stop_dev(&s);
 }
+
+/* A sender blocked on a receiver with no rx buffers resumes (and drops)
+ * when the receiver's front end goes away: unplugging the cable must not
+ * leave the other guest's tx queue stuck. */
+VT_CASE(peer_unblocks_when_other_side_leaves)
+{
+	const uint64_t feat = base_features | FB(VIRTIO_NET_F_MRG_RXBUF);
+	struct side a = {0}, b = {0};
+	uint8_t frame[64];
+	uint32_t len;
+	VT_REQUIRE(start_dev(&a, NET_MODE_PEER, 1, 0) == 0);
+	VT_REQUIRE(start_dev(&b, NET_MODE_PEER, 1, 1) == 0);
+	net_dev_link(a.dev, b.dev);
+	VT_REQUIRE(serve_and_connect(&a) == 0 && serve_and_connect(&b) == 0);
+	VT_REQUIRE(setup_queues(a.f, feat, 2) == 0 && setup_queues(b.f, feat, 2) == 0);
+	make_frame(frame, sizeof(frame), bcast, 1);
+	VT_REQUIRE(send_frame(a.f, 1, feat, frame, sizeof(frame)) == 0);
+	VT_EQ(wait_used(a.f, 1, NULL, &len, QUIET_MS), 0);
+	VT_CHECK(atomic_load(&a.dev->pairs[0].tx_blocked));
+	vhuf_close(b.f);
+	b.f = NULL;
+	VT_REQUIRE(wait_used(a.f, 1, NULL, &len, WAIT_MS) == 1);
+	VT_EQ(a.dev->stats.tx_dropped, 1);
+	VT_EQ(b.dev->stats.rx_frames, 0);
+	stop_pair(&a, &b);
+}

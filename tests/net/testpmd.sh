@@ -8,6 +8,7 @@
 #        frames testpmd sends come back and are sent again, so the counters
 #        keep growing only if frames round-trip through vhu-net
 #   testpmd.sh loopback-mq PATH/TO/vhu-net   same with 2 queue pairs
+#   testpmd.sh loopback-poll PATH/TO/vhu-net same with --poll (adaptive polling)
 #   testpmd.sh peer        PATH/TO/vhu-net   vhu-net --peer between two ports
 #        of one testpmd (io forwarding across the cable), then between two
 #        testpmd processes (txonly -> rxonly), as between two VMs
@@ -17,7 +18,7 @@
 # the pool inside 512 MiB; forwarding lcores of two testpmds go on
 # different cores.
 set -u
-MODE=${1:?usage: testpmd.sh loopback|loopback-mq|peer PATH/TO/vhu-net}
+MODE=${1:?usage: testpmd.sh loopback|loopback-mq|loopback-poll|peer PATH/TO/vhu-net}
 NET=${2:?usage: testpmd.sh MODE PATH/TO/vhu-net}
 RUN_S=${VHU_TESTPMD_SECONDS:-3}
 n=0
@@ -175,10 +176,11 @@ check_loop() {
 
 loopback() {
 	local q=$1 sock="$WORK/lo.sock"
-	start_net --loopback -q "$q" -s "$sock" || { not_ok "vhu-net --loopback starts"; return; }
+	shift
+	start_net --loopback -q "$q" "$@" -s "$sock" || { not_ok "vhu-net --loopback starts"; return; }
 	run_testpmd lo 0 "start tx_first 4;sleep $RUN_S;stop" "$(vdev 0 "$sock" "$q")" -- \
 		--forward-mode=io --rxq="$q" --txq="$q"
-	check_loop "testpmd io loop through vhu-net --loopback, $q queue pair(s)" "$WORK/lo.log" 0 4
+	check_loop "testpmd io loop through vhu-net --loopback $*, $q queue pair(s)" "$WORK/lo.log" 0 4
 	if stop_net; then ok "vhu-net exits 0 on SIGTERM"; else not_ok "vhu-net exits 0 on SIGTERM"; fi
 	# vhu-net's own counters agree: every frame it took it delivered.
 	local line tx rx
@@ -231,9 +233,10 @@ peer() {
 case "$MODE" in
 loopback) loopback 1 ;;
 loopback-mq) loopback 2 ;;
+loopback-poll) loopback 1 --poll ;;
 peer) peer ;;
 *)
-	echo "usage: testpmd.sh loopback|loopback-mq|peer PATH/TO/vhu-net" >&2
+	echo "usage: testpmd.sh loopback|loopback-mq|loopback-poll|peer PATH/TO/vhu-net" >&2
 	exit 2
 	;;
 esac

@@ -286,3 +286,33 @@ VT_CASE(hint_lookup_follows_regions)
 	VT_EQ(hint, 0);
 	guest_fini(&g);
 }
+
+/* QEMU adds the same regions once per vhost device on one socket (net queue
+ * pairs) and removes them as often: an exact duplicate is counted, not
+ * mapped twice, and stays mapped until its last remove. */
+VT_CASE(duplicate_add_is_counted)
+{
+	int fd = g_memfd(2 * MB), maps = GUEST_MAPS();
+	struct vhu_mem *e = vhu_mem_new_empty(), *a = NULL, *x = NULL, *b = NULL;
+	struct vhu_mem_region_desc r0 = R(0, MB, G_UVA_BASE, 0);
+	struct vhu_mem_region_desc shifted = R(0, MB, G_UVA_BASE, 4096);
+	struct vhu_mem_region_desc rm = R(0, MB, 0, 0);
+
+	VT_REQUIRE(e && fd >= 0);
+	VT_EQ(vhu_mem_add(&a, e, &r0, fd), 0);
+	VT_EQ(GUEST_MAPS(), maps + 1);
+	VT_EQ(vhu_mem_add(&x, a, &r0, fd), 1); /* duplicate: counted */
+	VT_CHECK(x == NULL);
+	VT_EQ(GUEST_MAPS(), maps + 1);         /* not mapped again */
+	VT_EQ(vhu_mem_add(&x, a, &shifted, fd), -EINVAL); /* same gpa, other offset */
+	VT_EQ(vhu_mem_remove(&x, a, &rm), 1);  /* first remove: still there */
+	VT_CHECK(x == NULL);
+	VT_CHECK(vhu_mem_gpa_to_hva(a, 0, MB) != NULL);
+	VT_EQ(vhu_mem_remove(&b, a, &rm), 0);  /* last remove: new snapshot */
+	VT_EQ(vhu_mem_region_count(b), 0);
+	vhu_mem_unref(a);
+	vhu_mem_unref(b);
+	vhu_mem_unref(e);
+	VT_EQ(GUEST_MAPS(), maps);
+	close(fd);
+}

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "guest.h"
+#include "vring_impl.h"
 
 VT_MAIN
 
@@ -337,8 +338,8 @@ static void laps(uint16_t num, unsigned rounds)
 	VT_CHECK(served > rounds);
 	VT_CHECK(!vhu_vring_failed(&r.va));
 	/* the base carries both positions and wrap counters */
-	VT_EQ(vhu_vring_stop(&r.va), (uint32_t)(r.a.avail_pos | (r.a.avail_wrap ? 0x8000 : 0)) *
-	                                 0x10001u);
+	VT_EQ(vhu_vring_stop(&r.va),
+	      (uint32_t)(r.a.avail_pos | (r.a.avail_wrap ? 0x8000 : 0)) * 0x10001u);
 	rig_fini(&r);
 }
 
@@ -527,13 +528,185 @@ VT_CASE(start_validates)
 	v->addr.desc_user_addr = g_uva(&r.g, MEM_GPA + MEM_SIZE - 16 * 5);
 	VT_EQ(vhu_vring_start(v, r.g.mem, F_BASE), -EFAULT);
 	v->addr.desc_user_addr = g_uva(&r.g, r.a.ring_gpa);
-	/* an inflight area is ignored for packed rings (never touched) */
+	/* an inflight pointer that is not a live area is refused */
 	v->inflight = (void *)16;
-	VT_EQ(vhu_vring_start(v, r.g.mem, F_BASE), 0);
+	VT_EQ(vhu_vring_start(v, r.g.mem, F_BASE), -EINVAL);
 	v->inflight = NULL;
+	VT_EQ(vhu_vring_start(v, r.g.mem, F_BASE), 0);
 	add1(&r, 0);
 	VT_EQ(pop(&r), 1);
 	VT_EQ(vhu_vring_push(&r.va, &r.c, 0), 0);
+	rig_fini(&r);
+}
+
+/* ---- inflight area ------------------------------------------------------------------ */
+
+#define PK_VERSION 0x8001
+
+/* A used write in progress, as the area records it for buffer `id`. */
+static void set_pending(struct vhu_inflight_queue *q, uint16_t id, uint16_t old, uint16_t nslots,
+                        uint32_t len)
+{
+	q->desc[id].counter = len | (uint64_t)old << 32 | (uint64_t)nslots << 48;
+	q->desc[id].padding[0] = 1;
+}
+
+static unsigned count_inflight(const struct vhu_inflight_queue *q, unsigned n)
+{
+	unsigned c = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		c += q->desc[i].inflight == 1;
+	return c;
+}
+
+/* A new back end (same guest ring, same inflight area): QEMU sends its
+ * stale base (it does not restore packed positions after a crash). */
+static int restart(struct rig *r, uint32_t base, struct vhu_inflight_queue *q)
+{
+	vhu_vring_stop(&r->va);
+	r->va.base = base;
+	r->va.inflight = q;
+	return vhu_vring_start(&r->va, r->g.mem, F_BASE);
+}
+
+VT_CASE(inflight_in_order_and_crash_recovery)
+{
+	struct rig r;
+	struct vhu_inflight *inf;
+	struct vhu_inflight_queue *q;
+	struct tbuf b2[2] = {{BUF(0), 8, 0}, {BUF(1), 8, TD_WRITE}};
+	struct vhu_chain A, B;
+	struct iovec ia[4], ib[4];
+	int kick = efd();
+	uint16_t id;
+	uint32_t len;
+
+	VT_REQUIRE(rig_init(&r, 5, F_BASE) == 0);
+	VT_REQUIRE(vhu_inflight_create(&inf, 1, 8) == 0);
+	q = vhu_inflight_queue(inf, 0);
+	r.va.kick_fd = kick;
+	VT_REQUIRE(restart(&r, 0x80008000u, q) == 0);
+	VT_EQ(q->version, PK_VERSION);
+	VT_EQ(q->used_idx, 0x8000);
+	pdrv_add(&r.a, b2, 2, 0); /* A: slots 0-1 */
+	add1(&r, 1);              /* B: slot 2 */
+	add1(&r, 2);              /* C: slot 3 */
+	A = (struct vhu_chain){.iov = ia, .iov_max = 4};
+	B = (struct vhu_chain){.iov = ib, .iov_max = 4};
+	VT_EQ(vhu_vring_pop(&r.va, &A), 1);
+	VT_EQ(vhu_vring_pop(&r.va, &B), 1);
+	VT_EQ(pop(&r), 1); /* C */
+	VT_EQ(count_inflight(q, 8), 3);
+	/* B completes first: held, nothing visible, no double push */
+	VT_EQ(vhu_vring_push(&r.va, &B, 5), 0);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 0);
+	VT_EQ(vhu_vring_push(&r.va, &B, 5), -EINVAL);
+	VT_EQ(q->used_idx, 0x8000);
+	VT_EQ(vhu_vring_notify(&r.va), 1); /* first decision */
+	/* A completes: A then B are written, in pop order */
+	VT_EQ(vhu_vring_push(&r.va, &A, 8), 0);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
+	VT_EQ(id, 0);
+	VT_EQ(len, 8);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
+	VT_EQ(id, 1);
+	VT_EQ(len, 5);
+	VT_EQ(q->used_idx, 0x8003);
+	VT_EQ(count_inflight(q, 8), 1);
+	VT_EQ(q->desc[0].padding[0], 0);
+	VT_EQ(vhu_vring_notify(&r.va), 1);
+
+	/* crash with C in flight: the new back end pops C again from the
+	 * recorded position, without waiting for a kick */
+	efd_read(kick);
+	VT_REQUIRE(restart(&r, 0x80008000u, q) == 0);
+	VT_EQ(count_inflight(q, 8), 0); /* popped afresh */
+	VT_EQ(efd_read(kick), 1);
+	VT_EQ(vhu_vring_stop(&r.va), 0x80038003u);
+	VT_REQUIRE(restart(&r, 0x80008000u, q) == 0);
+	VT_EQ(pop(&r), 1);
+	VT_EQ(r.c.id, 2);
+	VT_EQ(pop(&r), 0);
+	VT_EQ(vhu_vring_push(&r.va, &r.c, 64), 0);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
+	VT_EQ(id, 2);
+	VT_EQ(len, 64);
+	VT_EQ(q->used_idx, 0x8004);
+	VT_EQ(count_inflight(q, 8), 0);
+	/* nothing in flight: a restart pops nothing, needs no kick */
+	efd_read(kick);
+	VT_REQUIRE(restart(&r, 0x80008000u, q) == 0);
+	VT_EQ(efd_read(kick), 0);
+	VT_EQ(pop(&r), 0);
+	/* and goes on across the wrap */
+	for (uint16_t i = 0; i < 7; i++) {
+		add1(&r, i % 5);
+		VT_EQ(pop(&r), 1);
+		VT_EQ(vhu_vring_push(&r.va, &r.c, 1), 0);
+		VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
+		VT_EQ(id, i % 5);
+	}
+	VT_EQ(q->used_idx, 0x8001); /* 4 + 7 = slot 1 two laps on */
+	r.va.inflight = NULL;
+	vhu_inflight_free(inf);
+	r.va.kick_fd = -1;
+	close(kick);
+	rig_fini(&r);
+}
+
+VT_CASE(inflight_interrupted_used_write)
+{
+	struct rig r;
+	struct vhu_inflight *inf;
+	struct vhu_inflight_queue *q;
+	uint16_t id;
+	uint32_t len;
+
+	VT_REQUIRE(rig_init(&r, 4, F_BASE) == 0);
+	VT_REQUIRE(vhu_inflight_create(&inf, 1, 4) == 0);
+	q = vhu_inflight_queue(inf, 0);
+	VT_REQUIRE(restart(&r, 0x80008000u, q) == 0);
+	/* crash after the record, before the used descriptor: finished at start */
+	add1(&r, 3);
+	VT_EQ(pop(&r), 1);
+	set_pending(q, 3, 0x8000, 1, 33);
+	VT_REQUIRE(restart(&r, 0x80008000u, q) == 0);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
+	VT_EQ(id, 3);
+	VT_EQ(len, 33);
+	VT_EQ(q->desc[3].padding[0], 0);
+	VT_EQ(q->used_idx, 0x8001);
+	VT_EQ(pop(&r), 0);
+	/* crash after the used descriptor, before used_idx: not written twice */
+	add1(&r, 2);
+	VT_EQ(pop(&r), 1);
+	VT_EQ(vhu_vring_push(&r.va, &r.c, 7), 0);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
+	VT_EQ(id, 2);
+	set_pending(q, 2, 0x8001, 1, 7);
+	q->used_idx = 0x8001;
+	VT_REQUIRE(restart(&r, 0x80008000u, q) == 0);
+	VT_EQ(q->used_idx, 0x8002);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 0);
+	add1(&r, 1);
+	VT_EQ(pop(&r), 1);
+	VT_EQ(vhu_vring_push(&r.va, &r.c, 0), 0);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
+	VT_EQ(id, 1);
+	/* a scribbled area (position past the ring) is reinitialised from the base */
+	q->used_idx = 0x8009;
+	VT_EQ(restart(&r, 0x80038003u, q), 0);
+	VT_EQ(q->used_idx, 0x8003);
+	set_pending(q, 1, 0x8009, 1, 7); /* position past the ring: ignored */
+	set_pending(q, 2, 0x8003, 0, 7); /* no slots: ignored */
+	VT_EQ(restart(&r, 0x80038003u, q), 0);
+	VT_EQ(q->desc[1].padding[0], 0);
+	VT_EQ(q->desc[2].padding[0], 0);
+	VT_EQ(q->used_idx, 0x8003);
+	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 0);
+	r.va.inflight = NULL;
+	vhu_inflight_free(inf);
 	rig_fini(&r);
 }
 
@@ -771,7 +944,8 @@ VT_CASE(random_hostile_rings)
 			int ret = pop(&r);
 
 			if (ret == 1 || ret == -E2BIG) {
-				for (uint32_t i = 0; ret == 1 && i < r.c.out_num + r.c.in_num; i++) {
+				for (uint32_t i = 0; ret == 1 && i < r.c.out_num + r.c.in_num;
+				     i++) {
 					VT_CHECK((uint8_t *)r.iov[i].iov_base >=
 					         (uint8_t *)lptr(&r.g, MEM_GPA));
 					VT_CHECK((uint8_t *)r.iov[i].iov_base + r.iov[i].iov_len <=
@@ -835,8 +1009,8 @@ VT_CASE(event_idx_notify_decisions)
 
 	VT_REQUIRE(rig_init(&r, 5, F_EVIDX) == 0);
 	r.a.drv->flags = EV_DESC;
-	r.a.drv->off_wrap = 0x8000 | 2; /* interrupt when slot 2 (lap 1) is used */
-	one_request(&r, 0);             /* used slot 0 */
+	r.a.drv->off_wrap = 0x8000 | 2;    /* interrupt when slot 2 (lap 1) is used */
+	one_request(&r, 0);                /* used slot 0 */
 	VT_EQ(vhu_vring_notify(&r.va), 1); /* first decision always notifies */
 	one_request(&r, 1);                /* slot 1 */
 	VT_EQ(vhu_vring_notify(&r.va), 0);
@@ -848,7 +1022,7 @@ VT_CASE(event_idx_notify_decisions)
 	r.a.drv->off_wrap = 1;
 	one_request(&r, 4); /* slot 4: the used position wraps to 0 */
 	VT_EQ(vhu_vring_notify(&r.va), 0);
-	one_request(&r, 0);                /* slot 0, lap 2 */
+	one_request(&r, 0); /* slot 0, lap 2 */
 	VT_EQ(vhu_vring_notify(&r.va), 0);
 	one_request(&r, 1); /* slot 1, lap 2: the event */
 	VT_EQ(vhu_vring_notify(&r.va), 1);

@@ -39,11 +39,12 @@ blk_stop_checked() {
 }
 
 # blk_qemu LOG TIMEOUT NQ [EXTRA QEMU ARGS]: guest with a vhost-user-blk-pci
-# on $SOCK (chardev options in $BLK_CHARDEV_OPTS).
+# on $SOCK (chardev options in $BLK_CHARDEV_OPTS, extra device properties
+# such as ",packed=on" in $BLK_DEVICE_OPTS).
 blk_qemu() {
 	local log=$1 tmo=$2 nq=$3
 	shift 3
 	e2e_run_qemu "$log" "$tmo" -smp "$nq" \
 		-chardev "socket,id=blk0,path=$SOCK${BLK_CHARDEV_OPTS:-}" \
-		-device "vhost-user-blk-pci,chardev=blk0,num-queues=$nq" "$@"
+		-device "vhost-user-blk-pci,chardev=blk0,num-queues=$nq${BLK_DEVICE_OPTS:-}" "$@"
 }
