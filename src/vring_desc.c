@@ -44,8 +44,7 @@ int vhu_vring_alloc_state(struct vhu_vring *vr)
 	vr->resubmit = calloc(vr->num, sizeof(uint16_t));
 	vr->chain_len = calloc(vr->num, sizeof(uint16_t));
 	vr->held_len = calloc(vr->num, sizeof(uint32_t));
-	if (!vr->head_state || !vr->avail_heads || !vr->resubmit || !vr->chain_len ||
-	    !vr->held_len)
+	if (!vr->head_state || !vr->avail_heads || !vr->resubmit || !vr->chain_len || !vr->held_len)
 		return -ENOMEM;
 	vr->alloc_num = vr->num;
 	return 0;

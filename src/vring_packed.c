@@ -202,9 +202,11 @@ static void inflight_init(struct vhu_vring *vr, struct vhu_inflight_queue *q, ui
 	q->version = PK_INFLIGHT_VERSION;
 }
 
-/* Finish a used write a crash interrupted: done if the slot already holds
- * that used descriptor, else write it now (the chain had completed).
- * False if the record is not one we can have written. */
+/* Finish a used write a crash interrupted: write it now (the chain had
+ * completed) if the slot still holds the chain's head as the driver made
+ * it available, else it was done (the slot holds our used descriptor, or
+ * the driver already took that and made the slot available again in the
+ * next lap).  False if the record is not one we can have written. */
 static bool inflight_finish_write(struct vhu_vring *vr, uint16_t id, uint64_t rec)
 {
 	uint16_t old = (uint16_t)(rec >> 32), nslots = (uint16_t)(rec >> 48), pos = old & 0x7fff;
@@ -216,10 +218,10 @@ static bool inflight_finish_write(struct vhu_vring *vr, uint16_t id, uint64_t re
 	vr->used_pos = pos;
 	vr->used_wrap = wrap;
 	flags = __atomic_load_n(&ring(vr)[pos].flags, __ATOMIC_ACQUIRE);
-	if (!!(flags & PDESC_F_AVAIL) == wrap && !!(flags & PDESC_F_USED) == wrap)
-		advance(vr, &vr->used_pos, &vr->used_wrap, nslots);
-	else
+	if (desc_avail(flags, wrap))
 		write_used(vr, id, (uint32_t)rec, nslots);
+	else
+		advance(vr, &vr->used_pos, &vr->used_wrap, nslots);
 	return true;
 }
 

@@ -694,6 +694,14 @@ VT_CASE(inflight_interrupted_used_write)
 	VT_EQ(vhu_vring_push(&r.va, &r.c, 0), 0);
 	VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
 	VT_EQ(id, 1);
+	/* ... even when the driver already reused the slot (next lap, avail) */
+	set_pending(q, 1, 0x8002, 1, 9);
+	q->used_idx = 0x8002;
+	r.a.ring[2].flags = PF_USED; /* available in lap wrap 0 */
+	VT_REQUIRE(restart(&r, 0x80008000u, q) == 0);
+	VT_EQ(q->used_idx, 0x8003);
+	VT_EQ(r.a.ring[2].flags, PF_USED); /* untouched */
+	r.a.ring[2].flags = PF_AVAIL | PF_USED;
 	/* a scribbled area (position past the ring) is reinitialised from the base */
 	q->used_idx = 0x8009;
 	VT_EQ(restart(&r, 0x80038003u, q), 0);
