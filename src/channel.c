@@ -10,6 +10,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "dev.h"
@@ -23,6 +25,16 @@ struct vhu_channel {
 	pthread_mutex_t lock;
 };
 
+/* A front end that stops mid-reply or never reads must not hold the
+ * calling device thread: socket timeouts make recvmsg/sendmsg give up. */
+static void set_timeouts(int fd)
+{
+	struct timeval tv = {VHU_CHANNEL_TIMEOUT_MS / 1000, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 struct vhu_channel *vhu_channel_new(int fd, bool reply_ack)
 {
 	struct vhu_channel *ch = calloc(1, sizeof(*ch));
@@ -34,6 +46,7 @@ struct vhu_channel *vhu_channel_new(int fd, bool reply_ack)
 	}
 	ch->fd = fd;
 	ch->reply_ack = reply_ack;
+	set_timeouts(fd);
 	return ch;
 }
 

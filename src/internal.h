@@ -211,6 +211,11 @@ struct vhu_vring {
 	uint16_t held;
 	uint32_t *held_len;
 
+	/* Bound on the chains one device callback may take (worker.c arms
+	 * it around handle_event; see vhu_vring_pop). */
+	uint32_t cb_pops;
+	bool cb_limited, cb_exhausted;
+
 	struct {
 		_Atomic uint64_t requests, kicks, calls, suppressed, polls, errors;
 	} stats;

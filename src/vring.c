@@ -149,13 +149,31 @@ static inline bool running(const struct vhu_vring *vr)
 	return vr->started && !vhu_vring_failed(vr);
 }
 
+/*
+ * Within one device callback a ring hands out at most this many chains;
+ * then it reports itself empty and the worker calls the device again after
+ * its other events.  A guest that keeps the ring non-empty for ever (e.g.
+ * with the used ring aliasing the avail ring, so that every push publishes
+ * a new chain) thus cannot pin the worker nor block the protocol handler.
+ */
+#define CB_BUDGET(vr) (2u * (vr)->num + 64u)
+
 int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)
 {
+	int r;
+
 	if (vhu_vring_failed(vr))
 		return -EIO;
 	if (!vr->started || !vr->enabled)
 		return 0;
-	return vr->ops->pop(vr, c);
+	if (vr->cb_limited && vr->cb_pops >= CB_BUDGET(vr)) {
+		vr->cb_exhausted = true;
+		return 0;
+	}
+	r = vr->ops->pop(vr, c);
+	if (r != 0)
+		vr->cb_pops++;
+	return r;
 }
 
 int vhu_vring_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written)
@@ -165,6 +183,25 @@ int vhu_vring_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t wri
 	if (!vr->started || !c)
 		return -EINVAL;
 	return vr->ops->push(vr, c, written);
+}
+
+int vhu_vring_push_batch(struct vhu_vring *vr, const struct vhu_chain *const *chains,
+                         const uint32_t *written, unsigned n)
+{
+	unsigned k;
+
+	if (vhu_vring_failed(vr))
+		return -EIO;
+	if (!vr->started || (n && (!chains || !written)))
+		return -EINVAL;
+	for (k = 0; k < n && chains[k]; k++)
+		;
+	if (k && vr->ops->push_batch)
+		return vr->ops->push_batch(vr, chains, written, k);
+	for (n = k, k = 0; k < n; k++)
+		if (vr->ops->push(vr, chains[k], written[k]))
+			break;
+	return (int)k;
 }
 
 int vhu_vring_unpop(struct vhu_vring *vr, unsigned n)
@@ -215,12 +252,12 @@ bool vhu_vring_enable_notification(struct vhu_vring *vr)
 		vr->notify_disabled = false;
 		return false;
 	}
-	return vr->ops->set_notification(vr, true) && vr->enabled;
+	return vr->ops->set_notification(vr, true) && vr->enabled && !vr->cb_exhausted;
 }
 
 bool vhu_vring_has_avail(struct vhu_vring *vr)
 {
-	return running(vr) && vr->enabled && vr->ops->has_avail(vr);
+	return running(vr) && vr->enabled && !vr->cb_exhausted && vr->ops->has_avail(vr);
 }
 
 void vhu_vring_fail(struct vhu_vring *vr, const char *why)

@@ -18,6 +18,10 @@ struct vhu_vring_ops {
 	int (*start)(struct vhu_vring *vr);
 	int (*pop)(struct vhu_vring *vr, struct vhu_chain *c);
 	int (*push)(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written);
+	/* Optional: push n chains, publish the used index once; returns how
+	 * many were pushed (a prefix).  NULL: vring.c loops over push. */
+	int (*push_batch)(struct vhu_vring *vr, const struct vhu_chain *const *chains,
+	                  const uint32_t *written, unsigned n);
 	int (*unpop)(struct vhu_vring *vr, unsigned n);
 	/* Does the driver want an interrupt for what was pushed? */
 	bool (*need_notify)(struct vhu_vring *vr);

@@ -153,9 +153,13 @@ static int inflight_recover(struct vhu_vring *vr)
 		return 0;
 	}
 	if (q->used_idx != vr->used_idx) {
-		uint16_t h = q->last_batch_head;
-		if (h < vr->num)
+		/* A push (or batch, linked by next) was published, not cleared. */
+		uint16_t h = q->last_batch_head, cnt = (uint16_t)(vr->used_idx - q->used_idx);
+
+		for (uint16_t k = 0; k < cnt && k < vr->num && h < vr->num; k++) {
 			q->desc[h].inflight = 0;
+			h = q->desc[h].next;
+		}
 		compiler_barrier();
 		q->used_idx = vr->used_idx;
 	}
@@ -323,6 +327,16 @@ static int split_pop(struct vhu_vring *vr, struct vhu_chain *c)
 	if (vr->avail_pops < vr->num)
 		vr->avail_pops++;
 	mark_popped(vr, head, true);
+	if (vr->last_avail_idx != vr->shadow_avail_idx) {
+		/* The next chain is known to be there: start fetching its first
+		 * descriptor (last written by the driver's CPU) while this one
+		 * is mapped.  Only a hint: pop reads and checks it again. */
+		uint16_t next = __atomic_load_n(&avail(vr)->ring[vr->last_avail_idx &
+		                                                 (uint16_t)(vr->num - 1)],
+		                                __ATOMIC_RELAXED);
+		if (next < vr->num)
+			__builtin_prefetch((const uint8_t *)vr->desc + 16 * (size_t)next);
+	}
 	if (vr->event_idx && !vr->notify_disabled) {
 		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
 		log_used(vr, vhu_vring_dirty(vr), 4 + 8 * (uint64_t)vr->num, 2);
@@ -369,6 +383,67 @@ static int split_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t 
 	vr->head_state[id] = 0;
 	vr->inuse--;
 	return 0;
+}
+
+/*
+ * n pushes, one used index store.  With an inflight area the batch is
+ * listed through desc[].next from last_batch_head (the region's format
+ * reserves `next` for this) before it is published, so that recovery can
+ * undo a batch the crash cut between publishing and clearing.
+ */
+static int split_push_batch(struct vhu_vring *vr, const struct vhu_chain *const *chains,
+                            const uint32_t *written, unsigned n)
+{
+	struct vhu_inflight_queue *q = vr->inflight;
+	struct vhu_dirty *log = vhu_vring_dirty(vr);
+	uint16_t mask = (uint16_t)(vr->num - 1), start = vr->used_idx;
+	unsigned k;
+
+	/* Outstanding and not twice in the batch (3: taken by this batch). */
+	for (k = 0; k < n; k++) {
+		uint16_t id = chains[k]->id;
+
+		if (unlikely(id >= vr->num || vr->head_state[id] != 1))
+			break;
+		vr->head_state[id] = 3;
+	}
+	n = k;
+	if (!n)
+		return 0;
+	if (q) { /* step 1 */
+		for (k = 0; k + 1 < n; k++)
+			q->desc[chains[k]->id].next = chains[k + 1]->id;
+		q->last_batch_head = chains[0]->id;
+		compiler_barrier();
+	}
+	for (k = 0; k < n; k++) {
+		const struct vhu_chain *c = chains[k];
+		struct vused_elem e = {.id = c->id, .len = written[k]};
+
+		if (e.len > c->in_len)
+			e.len = (uint32_t)c->in_len;
+		if (unlikely(log != NULL) && e.len)
+			vhu_vring_log_written(vr, log, c, e.len);
+		memcpy(&used(vr)->ring[(uint16_t)(start + k) & mask], &e, sizeof(e));
+	}
+	vr->used_idx = (uint16_t)(start + n);
+	__atomic_store_n(&used(vr)->idx, vr->used_idx, __ATOMIC_RELEASE);
+	if (unlikely(log != NULL)) {
+		for (k = 0; k < n; k++)
+			log_used(vr, log, 4 + 8 * (uint64_t)((uint16_t)(start + k) & mask), 8);
+		log_used(vr, log, 2, 2);
+	}
+	if (q) { /* step 2 */
+		compiler_barrier();
+		for (k = 0; k < n; k++)
+			q->desc[chains[k]->id].inflight = 0;
+		compiler_barrier();
+		q->used_idx = vr->used_idx;
+	}
+	for (k = 0; k < n; k++)
+		vr->head_state[chains[k]->id] = 0;
+	vr->inuse = (uint16_t)(vr->inuse - n);
+	return (int)n;
 }
 
 /* Most recent pops come from avail (after any resubmissions): take the last
@@ -459,6 +534,7 @@ const struct vhu_vring_ops vhu_split_ops = {
     .start = split_start,
     .pop = split_pop,
     .push = split_push,
+    .push_batch = split_push_batch,
     .unpop = split_unpop,
     .need_notify = split_need_notify,
     .set_notification = split_set_notification,

@@ -71,10 +71,36 @@ static void section_leave(struct vhu_worker *w)
 		futex(&w->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
+/* Arm (or disarm) the per-callback pop budget of this worker's rings;
+ * disarming collects the rings that ran out into `pending`. */
+static void budget(struct vhu_worker *w, bool arm)
+{
+	struct vhu_daemon *d = w->d;
+
+	for (uint64_t m = w->mask; m;) {
+		unsigned q = (unsigned)__builtin_ctzll(m);
+		struct vhu_vring *vr;
+
+		m &= m - 1;
+		if (q >= d->nq)
+			break;
+		vr = &d->vrings[q];
+		if (!arm && vr->cb_exhausted)
+			w->pending |= VHU_BIT(q);
+		vr->cb_pops = 0;
+		vr->cb_exhausted = false;
+		vr->cb_limited = arm;
+	}
+}
+
 static void handle(struct vhu_worker *w, unsigned id, uint32_t events)
 {
 	struct vhu_daemon *d = w->d;
-	int err = vhu_be_handle_event(&d->be, (uint16_t)id, events, d->vring_ptrs, d->nq, w->id);
+	int err;
+
+	budget(w, true);
+	err = vhu_be_handle_event(&d->be, (uint16_t)id, events, d->vring_ptrs, d->nq, w->id);
+	budget(w, false);
 
 	if (err)
 		VHU_LOGW("%s: worker %u: handle_event(%u) failed: %s", d->name, w->id, id,
@@ -261,7 +287,9 @@ static void *worker_main(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		bool quit = false;
-		int n = epoll_wait(w->epfd, ev, MAX_EVENTS, -1);
+		/* Rings cut short by the pop budget: come back at once. */
+		int n = epoll_wait(w->epfd, ev, MAX_EVENTS,
+		                   (w->pending & atomic_load(&w->active)) ? 0 : -1);
 
 		if (n < 0 && errno != EINTR) {
 			VHU_LOGE("%s: worker %u: epoll_wait: %s", w->d->name, w->id,

@@ -154,8 +154,13 @@ static int op_queues_per_thread(void *dev, uint64_t *masks, unsigned max)
 
 /* ---- the request loop ------------------------------------------------- */
 
+static unsigned g_push_batch = BLK_PUSH_BATCH; /* XXX experiment */
+static bool g_notify_early;
+
 static struct blk_req *slot_get(struct blk_queue *q)
 {
+	if (!q->nfree && q->ndone)
+		blk_queue_flush(q); /* finished requests hold the slots */
 	if (!q->nfree)
 		return NULL;
 	atomic_fetch_add_explicit(&q->w->dev->busy, 1, memory_order_relaxed);
@@ -164,8 +169,24 @@ static struct blk_req *slot_get(struct blk_queue *q)
 
 static void slot_put(struct blk_queue *q, struct blk_req *r)
 {
+	if (r->mem)
+		vhu_mem_unref(r->mem);
+	r->mem = NULL;
 	q->free_stack[q->nfree++] = (uint16_t)(r - q->slots);
 	atomic_fetch_sub_explicit(&q->w->dev->busy, 1, memory_order_release);
+}
+
+void blk_queue_flush(struct blk_queue *q)
+{
+	unsigned n = q->ndone;
+
+	if (!n)
+		return;
+	q->ndone = 0;
+	if (vhu_vring_push_batch(q->vr, q->done_chain, q->done_written, n) > 0)
+		q->need_notify = true;
+	for (unsigned i = 0; i < n; i++)
+		slot_put(q, q->done[i]);
 }
 
 void blk_req_finish(struct blk_req *r)
@@ -184,23 +205,28 @@ void blk_req_finish(struct blk_req *r)
 	/* A completion from before a reset belongs to a front end that is
 	 * gone: do not touch the (possibly reused) ring; the inflight region
 	 * lets the next front end resubmit it. */
-	if (r->gen == atomic_load(&d->gen) && vhu_vring_started(q->vr)) {
-		if (r->status_ptr) {
-			*r->status_ptr = r->status;
-			written = (r->status == VIRTIO_BLK_S_OK ? r->written : 0) + 1;
-		}
-		if (vhu_vring_push(q->vr, &r->chain, written) == 0)
-			q->need_notify = true;
+	if (r->gen != atomic_load(&d->gen) || !vhu_vring_started(q->vr)) {
+		slot_put(q, r);
+		return;
 	}
-	if (r->mem)
-		vhu_mem_unref(r->mem);
-	r->mem = NULL;
-	slot_put(q, r);
+	if (r->status_ptr) {
+		*r->status_ptr = r->status;
+		written = (r->status == VIRTIO_BLK_S_OK ? r->written : 0) + 1;
+	}
+	q->done[q->ndone] = r;
+	q->done_chain[q->ndone] = &r->chain;
+	q->done_written[q->ndone++] = written;
+	if (q->ndone >= g_push_batch) {
+		blk_queue_flush(q);
+		if (g_notify_early && q->need_notify) {
+			q->need_notify = false;
+			vhu_vring_notify(q->vr);
+		}
+	}
 }
 
 static void start_req(struct blk_dev *d, struct blk_queue *q, struct blk_req *r)
 {
-	atomic_fetch_add_explicit(&d->nreq, 1, memory_order_relaxed);
 	blk_req_parse(&d->lim, r);
 	r->pending = 0;
 	r->error = 0;
@@ -218,7 +244,7 @@ static void start_req(struct blk_dev *d, struct blk_queue *q, struct blk_req *r)
 static void process_queue(struct blk_dev *d, struct blk_queue *q)
 {
 	struct vhu_mem *mem = vhu_vring_mem(q->vr);
-	unsigned gen = atomic_load(&d->gen);
+	unsigned gen = atomic_load(&d->gen), started = 0;
 	if (!mem)
 		return; /* ring being torn down */
 	for (;;) {
@@ -248,10 +274,15 @@ static void process_queue(struct blk_dev *d, struct blk_queue *q)
 			slot_put(q, r);
 			break;
 		}
-		r->mem = vhu_mem_ref(mem);
+		/* An asynchronous engine may finish r after this callback. */
+		if (!d->engine->sync)
+			r->mem = vhu_mem_ref(mem);
+		started++;
 		start_req(d, q, r);
 	}
 	d->engine->kick(q->w);
+	blk_queue_flush(q);
+	atomic_fetch_add_explicit(&d->nreq, started, memory_order_relaxed);
 }
 
 static void notify_queues(struct blk_dev *d, uint64_t mask)
@@ -285,8 +316,10 @@ static int op_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_vr
 	/* Slots came back: serve queues that had to stop popping. */
 	for (unsigned i = 0; i < nq; i++) {
 		struct blk_queue *q = &d->queues[i];
-		if ((w->qmask & (1ULL << i)) && q->starved && vhu_vring_started(q->vr) &&
-		    vhu_vring_enabled(q->vr))
+		if (!(w->qmask & (1ULL << i)))
+			continue;
+		blk_queue_flush(q);
+		if (q->starved && vhu_vring_started(q->vr) && vhu_vring_enabled(q->vr))
 			process_queue(d, q);
 	}
 	notify_queues(d, w->qmask);
@@ -346,6 +379,11 @@ int blk_dev_setup(struct blk_dev *d)
 	    .serial = d->serial,
 	};
 	atomic_store(&d->wce, 1);
+	if (getenv("VHU_BLK_PUSH_BATCH")) /* XXX experiment */
+		g_push_batch = (unsigned)atoi(getenv("VHU_BLK_PUSH_BATCH"));
+	if (g_push_batch < 1 || g_push_batch > BLK_PUSH_BATCH)
+		g_push_batch = BLK_PUSH_BATCH;
+	g_notify_early = getenv("VHU_BLK_NOTIFY_EARLY") != NULL;
 	d->engine = d->opts.null_io ? &blk_engine_null : &blk_engine_uring;
 
 	unsigned nt = d->opts.threads;

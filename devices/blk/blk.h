@@ -90,6 +90,9 @@ struct blk_req {
 struct blk_dev;
 struct blk_worker;
 
+/* Completions pushed to the ring together (one used-index store). */
+#define BLK_PUSH_BATCH 32u
+
 struct blk_queue {
 	unsigned index;
 	struct blk_worker *w;
@@ -100,10 +103,19 @@ struct blk_queue {
 	unsigned nslots, nfree;
 	bool starved;     /* ran out of slots with chains still available */
 	bool need_notify; /* pushed since the last notify */
+	/* Finished requests not pushed yet (blk_queue_flush()); their slots
+	 * stay taken until then. */
+	unsigned ndone;
+	struct blk_req *done[BLK_PUSH_BATCH];
+	const struct vhu_chain *done_chain[BLK_PUSH_BATCH];
+	uint32_t done_written[BLK_PUSH_BATCH];
 };
 
 struct blk_engine {
 	const char *name;
+	/* Every request completes inside submit(): no memory reference is
+	 * needed beyond the worker callback. */
+	bool sync;
 	/* Per worker set-up (handler/main thread, before serving). Sets *efd to
 	 * an fd to register as listener, or -1. 0 or -errno. */
 	int (*init)(struct blk_worker *w, int *efd);
@@ -199,8 +211,12 @@ int blk_dev_setup(struct blk_dev *d);
 /* Register completion listeners with the daemon (after vhu_daemon_new). */
 int blk_dev_attach(struct blk_dev *d, struct vhu_daemon *daemon);
 void blk_dev_teardown(struct blk_dev *d);
-/* The engine finished r (status in r->status / r->error): report and free
- * the slot. Worker thread. */
+/* The engine finished r (status in r->status / r->error): write the status
+ * and queue r for the next blk_queue_flush() of its queue (a full batch is
+ * flushed at once), which pushes it and frees the slot. Worker thread. */
 void blk_req_finish(struct blk_req *r);
+/* Push the queue's finished requests (one batch) and free their slots.
+ * Every worker callback flushes before it returns. Worker thread. */
+void blk_queue_flush(struct blk_queue *q);
 
 #endif

@@ -31,6 +31,7 @@ static void null_reap(struct blk_worker *w) {}
 
 const struct blk_engine blk_engine_null = {
     .name = "null",
+    .sync = true,
     .init = null_init,
     .fini = null_fini,
     .submit = null_submit,

@@ -81,6 +81,19 @@ int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c);
  */
 int vhu_vring_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written);
 
+/*
+ * Push chains[0, n) with written[i] bytes each, as n vhu_vring_push() calls
+ * would, but publish the used index once for the whole batch (one release
+ * store, one cache-line hand-over to the driver instead of n).  Stops at
+ * the first NULL chain or chain this ring did not hand out (or that
+ * appears twice): the chains before it are pushed and published, it and
+ * the rest are untouched.  Returns the number pushed (n on success), -EIO
+ * if the ring failed, -EINVAL if it is stopped or chains/written is NULL.
+ * Arrays are borrowed for the call only.  Same thread rules as push.
+ */
+int vhu_vring_push_batch(struct vhu_vring *vr, const struct vhu_chain *const *chains,
+                         const uint32_t *written, unsigned n);
+
 /* Give back the last `n` popped, not yet pushed chains, so that the next pop
  * returns them again (e.g. no room to finish them now). 0 or -EINVAL. */
 int vhu_vring_unpop(struct vhu_vring *vr, unsigned n);
