@@ -62,11 +62,12 @@ int vhuf_packed_alloc(struct vhuf *f, struct vhuf_queue *vq)
 static int put_table(struct vhuf *f, struct vhuf_queue *vq, uint16_t id,
                      const struct vhuf_buf *bufs, unsigned n, uint64_t *gpa)
 {
-	uint64_t t = n <= VHUF_INDIRECT_MAX ? vhuf_indirect_table(f, vq, id) : 0;
+	uint64_t t;
 	struct vhuf_pdesc *tab;
+	int ret = vhuf_indirect_table(f, vq, id, n, &t);
 
-	if (!t)
-		return n <= VHUF_INDIRECT_MAX ? -ENOMEM : -EINVAL;
+	if (ret < 0)
+		return ret;
 	tab = vhuf_ptr(f, t);
 	for (unsigned i = 0; i < n; i++)
 		tab[i] = (struct vhuf_pdesc){bufs[i].gpa, bufs[i].len, 0,

@@ -123,9 +123,11 @@ struct vhuf {
 bool vhuf_acking(const struct vhuf *f);
 /* Close a queue's fds and free its driver state. */
 void vhuf_queue_free(struct vhuf_queue *vq);
-/* gpa of the indirect table of head/id (allocated on first use), 0 if
- * guest memory is full. */
-uint64_t vhuf_indirect_table(struct vhuf *f, struct vhuf_queue *vq, uint16_t head);
+/* *gpa: the indirect table of head/id (allocated on first use) for n
+ * entries.  0, -EINVAL if n > VHUF_INDIRECT_MAX, -ENOMEM if guest memory
+ * is full. */
+int vhuf_indirect_table(struct vhuf *f, struct vhuf_queue *vq, uint16_t head, unsigned n,
+                        uint64_t *gpa);
 
 /* frontend_packed.c: the packed-ring driver (vq->packed). */
 int vhuf_packed_alloc(struct vhuf *f, struct vhuf_queue *vq);

@@ -238,18 +238,22 @@ int vhuf_queue_restart(struct vhuf *f, unsigned q)
 
 /* ---- driver ----------------------------------------------------------- */
 
-uint64_t vhuf_indirect_table(struct vhuf *f, struct vhuf_queue *vq, uint16_t head)
+int vhuf_indirect_table(struct vhuf *f, struct vhuf_queue *vq, uint16_t head, unsigned n,
+                        uint64_t *gpa)
 {
+	if (n > VHUF_INDIRECT_MAX)
+		return -EINVAL;
 	if (!vq->itable[head]) {
-		uint64_t gpa = vhuf_alloc(f, VHUF_INDIRECT_MAX * sizeof(struct vhuf_desc), 16);
+		uint64_t t = vhuf_alloc(f, VHUF_INDIRECT_MAX * sizeof(struct vhuf_desc), 16);
 
 		/* gpa 0 is a valid address; keep 0 meaning "none" by never
 		 * handing it out (the rings are allocated first). */
-		if (gpa == UINT64_MAX || gpa == 0)
-			return 0;
-		vq->itable[head] = gpa;
+		if (t == UINT64_MAX || t == 0)
+			return -ENOMEM;
+		vq->itable[head] = t;
 	}
-	return vq->itable[head];
+	*gpa = vq->itable[head];
+	return 0;
 }
 
 static void fill_desc(struct vhuf_desc *d, const struct vhuf_buf *b, bool more, uint16_t next)
@@ -263,11 +267,12 @@ static void fill_desc(struct vhuf_desc *d, const struct vhuf_buf *b, bool more, 
 static int put_indirect(struct vhuf *f, struct vhuf_queue *vq, uint16_t head,
                         const struct vhuf_buf *bufs, unsigned n)
 {
-	uint64_t t = n <= VHUF_INDIRECT_MAX ? vhuf_indirect_table(f, vq, head) : 0;
+	uint64_t t;
 	struct vhuf_desc *tab;
+	int ret = vhuf_indirect_table(f, vq, head, n, &t);
 
-	if (!t)
-		return n <= VHUF_INDIRECT_MAX ? -ENOMEM : -EINVAL;
+	if (ret < 0)
+		return ret;
 	tab = vhuf_ptr(f, t);
 	for (unsigned i = 0; i < n; i++)
 		fill_desc(&tab[i], &bufs[i], i + 1 < n, (uint16_t)(i + 1));

@@ -99,25 +99,6 @@ bool fz_iov_inside(const struct vhu_mem *mem, const struct iovec *iov, unsigned 
 	return true;
 }
 
-static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	return a < b + blen && b < a + alen;
-}
-
-bool fz_rings_alias(const struct fz_guest *g)
-{
-	uint64_t n = g->vr.num, d = g->h.desc, a = g->h.avail, u = g->h.used;
-	static int no_skip = -1;
-
-	if (no_skip < 0)
-		no_skip = getenv("FZ_NO_SKIP") != NULL;
-	if (no_skip)
-		return false;
-	if (g->h.pad & FZ_PAD_PACKED)
-		return overlap(u, 4, d, 16 * n) || overlap(u, 4, a, 4);
-	return overlap(u, 4 + 8 * n + 2, a, 4 + 2 * n + 2) || overlap(u, 4 + 8 * n + 2, d, 16 * n);
-}
-
 static int new_eventfd(void)
 {
 	return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

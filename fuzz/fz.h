@@ -70,14 +70,6 @@ struct fz_guest {
 int fz_guest_init(struct fz_guest *g, const uint8_t *data, size_t size);
 void fz_guest_fini(struct fz_guest *g);
 
-/* The ring parts the device writes (used ring / event areas) overlap the
- * parts it reads (avail ring, descriptor table): the known shape of bug B1
- * (/work/h7-bugs.md, a device pop loop that never sees an empty ring).  The
- * device targets skip such inputs so that fuzzing explores past B1; the
- * fuzz/regress/ inputs keep reporting B1 until it is fixed (scripts/fuzz
- * replays them with FZ_NO_SKIP=1, which turns the skip off). */
-bool fz_rings_alias(const struct fz_guest *g);
-
 /* Every iovec lies inside one mapped region of g->mem. */
 bool fz_iov_inside(const struct vhu_mem *mem, const struct iovec *iov, unsigned n);
 

@@ -73,10 +73,11 @@ void vhu_msg_close_fds(struct vhu_msg *msg)
 	msg->nfds = 0;
 }
 
-/* Wait until sock is readable or stop_fd fired (-ECANCELED). */
-static int wait_readable(int sock, int stop_fd)
+/* Wait until sock has events (POLLIN or POLLOUT) or stop_fd fired
+ * (-ECANCELED). */
+static int wait_ready(int sock, short events, int stop_fd)
 {
-	struct pollfd p[2] = {{.fd = sock, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+	struct pollfd p[2] = {{.fd = sock, .events = events}, {.fd = stop_fd, .events = POLLIN}};
 
 	for (;;) {
 		int n = poll(p, stop_fd >= 0 ? 2 : 1, -1);
@@ -139,7 +140,7 @@ static int read_full(int sock, void *buf, size_t len, struct vhu_msg *msg, int s
 		ssize_t n;
 		int err;
 
-		if (stop_fd >= 0 && (err = wait_readable(sock, stop_fd)) < 0)
+		if (stop_fd >= 0 && (err = wait_ready(sock, POLLIN, stop_fd)) < 0)
 			return err;
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 		if (n < 0) {
@@ -188,24 +189,6 @@ int vhu_msg_recv(int sock, struct vhu_msg *msg)
 	return vhu_msg_recv_stop(sock, msg, -1);
 }
 
-/* Wait until sock is writable or stop_fd fired (-ECANCELED). */
-static int wait_writable(int sock, int stop_fd)
-{
-	struct pollfd p[2] = {{.fd = sock, .events = POLLOUT}, {.fd = stop_fd, .events = POLLIN}};
-
-	for (;;) {
-		int n = poll(p, stop_fd >= 0 ? 2 : 1, -1);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (stop_fd >= 0 && (p[1].revents & POLLIN))
-			return -ECANCELED;
-		return 0;
-	}
-}
-
 int vhu_msg_send(int sock, const struct vhu_msg *msg)
 {
 	return vhu_msg_send_stop(sock, msg, -1);
@@ -249,7 +232,7 @@ int vhu_msg_send_stop(int sock, const struct vhu_msg *msg, int stop_fd)
 			if (err == EINTR)
 				continue;
 			if (stop_fd >= 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
-				err = -wait_writable(sock, stop_fd);
+				err = -wait_ready(sock, POLLOUT, stop_fd);
 				if (err)
 					return -err;
 				continue;

@@ -154,9 +154,6 @@ static int op_queues_per_thread(void *dev, uint64_t *masks, unsigned max)
 
 /* ---- the request loop ------------------------------------------------- */
 
-static unsigned g_push_batch = BLK_PUSH_BATCH; /* XXX experiment */
-static bool g_notify_early;
-
 static struct blk_req *slot_get(struct blk_queue *q)
 {
 	if (!q->nfree && q->ndone)
@@ -216,12 +213,13 @@ void blk_req_finish(struct blk_req *r)
 	q->done[q->ndone] = r;
 	q->done_chain[q->ndone] = &r->chain;
 	q->done_written[q->ndone++] = written;
-	if (q->ndone >= g_push_batch) {
+	/* A long batch tells the driver part-way (EVENT_IDX permitting), so
+	 * that it refills the ring while the rest is processed instead of the
+	 * two sides taking turns (docs/performance.md, "What changed"). */
+	if (q->ndone == BLK_PUSH_BATCH) {
 		blk_queue_flush(q);
-		if (g_notify_early && q->need_notify) {
-			q->need_notify = false;
-			vhu_vring_notify(q->vr);
-		}
+		q->need_notify = false;
+		vhu_vring_notify(q->vr);
 	}
 }
 
@@ -240,11 +238,24 @@ static void start_req(struct blk_dev *d, struct blk_queue *q, struct blk_req *r)
 	d->engine->submit(q->w, r);
 }
 
+static void prefetch_req(const struct blk_req *r)
+{
+	const struct vhu_chain *c = &r->chain;
+	if (c->out_num)
+		__builtin_prefetch(c->iov[0].iov_base);
+	if (c->in_num) {
+		const struct iovec *v = &c->iov[c->out_num + c->in_num - 1];
+		if (v->iov_len)
+			__builtin_prefetch((const uint8_t *)v->iov_base + v->iov_len - 1, 1);
+	}
+}
+
 /* Pop everything available (as far as slots last), then submit once. */
 static void process_queue(struct blk_dev *d, struct blk_queue *q)
 {
 	struct vhu_mem *mem = vhu_vring_mem(q->vr);
 	unsigned gen = atomic_load(&d->gen), started = 0;
+	struct blk_req *prev = NULL;
 	if (!mem)
 		return; /* ring being torn down */
 	for (;;) {
@@ -278,8 +289,15 @@ static void process_queue(struct blk_dev *d, struct blk_queue *q)
 		if (!d->engine->sync)
 			r->mem = vhu_mem_ref(mem);
 		started++;
-		start_req(d, q, r);
+		/* Start the previous request while r's header and status
+		 * byte (last written by the driver's CPU) are fetched. */
+		prefetch_req(r);
+		if (prev)
+			start_req(d, q, prev);
+		prev = r;
 	}
+	if (prev)
+		start_req(d, q, prev);
 	d->engine->kick(q->w);
 	blk_queue_flush(q);
 	atomic_fetch_add_explicit(&d->nreq, started, memory_order_relaxed);
@@ -379,11 +397,6 @@ int blk_dev_setup(struct blk_dev *d)
 	    .serial = d->serial,
 	};
 	atomic_store(&d->wce, 1);
-	if (getenv("VHU_BLK_PUSH_BATCH")) /* XXX experiment */
-		g_push_batch = (unsigned)atoi(getenv("VHU_BLK_PUSH_BATCH"));
-	if (g_push_batch < 1 || g_push_batch > BLK_PUSH_BATCH)
-		g_push_batch = BLK_PUSH_BATCH;
-	g_notify_early = getenv("VHU_BLK_NOTIFY_EARLY") != NULL;
 	d->engine = d->opts.null_io ? &blk_engine_null : &blk_engine_uring;
 
 	unsigned nt = d->opts.threads;

@@ -90,8 +90,9 @@ struct blk_req {
 struct blk_dev;
 struct blk_worker;
 
-/* Completions pushed to the ring together (one used-index store). */
-#define BLK_PUSH_BATCH 32u
+/* Completions pushed to the ring together (one used-index store); a full
+ * batch is also notified at once. */
+#define BLK_PUSH_BATCH 16u
 
 struct blk_queue {
 	unsigned index;

@@ -23,10 +23,10 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "cli.h"
 
 #define PROG               "vhu-blk"
 #define DEFAULT_IMAGE_SIZE (64ull << 20)
-#define EXIT_USAGE         2
 
 struct cli {
 	const char *socket_path;
@@ -70,28 +70,7 @@ static void usage(FILE *out)
 	        BLK_MAX_QUEUES);
 }
 
-static int usage_error(const char *fmt, const char *a, const char *b)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, a, b);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	return EXIT_USAGE;
-}
-
-/* Strict unsigned parse: digits only, in [min, max]. */
-static bool parse_uint(const char *s, unsigned long long min, unsigned long long max,
-                       unsigned long long *out)
-{
-	char *end;
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
+#define usage_error(...) cli_usage_error(PROG, __VA_ARGS__)
 
 /* SIZE: bytes with optional K/M/G/T suffix (powers of 1024). */
 static bool parse_size(const char *s, uint64_t *out)
@@ -134,7 +113,7 @@ static bool parse_size(const char *s, uint64_t *out)
 	return *out >= BLK_SECTOR;
 }
 
-static bool is_pow2(unsigned long long v)
+static bool is_pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
 }
@@ -175,18 +154,17 @@ static const struct option long_opts[] = {
 /* Returns -1 to go on, or an exit code. */
 static int parse_option(int c, const char *arg, struct blk_opts *o, struct cli *cli)
 {
-	unsigned long long v;
-	uint64_t sz;
+	uint64_t v, sz;
 	switch (c) {
 	case 's':
 		if (!*arg)
-			return usage_error("--socket-path: empty path%s%s", "", "");
+			return usage_error("--socket-path: empty path");
 		cli->socket_path = arg;
 		return -1;
 	case OPT_FD:
-		if (!parse_uint(arg, 0, INT_MAX, &v))
-			return usage_error("invalid --fd '%s'%s: expected a file descriptor number",
-			                   arg, "");
+		if (!cli_parse_uint(arg, 0, INT_MAX, &v))
+			return usage_error("invalid --fd '%s': expected a file descriptor number",
+			                   arg);
 		cli->fd = (int)v;
 		return -1;
 	case 'b':
@@ -195,8 +173,8 @@ static int parse_option(int c, const char *arg, struct blk_opts *o, struct cli *
 		o->image = arg;
 		return -1;
 	case 'q':
-		if (!parse_uint(arg, 1, BLK_MAX_QUEUES, &v))
-			return usage_error("invalid --num-queues '%s'%s: expected 1..64", arg, "");
+		if (!cli_parse_uint(arg, 1, BLK_MAX_QUEUES, &v))
+			return usage_error("invalid --num-queues '%s': expected 1..64", arg);
 		o->num_queues = (unsigned)v;
 		return -1;
 	case 'r':
@@ -208,39 +186,35 @@ static int parse_option(int c, const char *arg, struct blk_opts *o, struct cli *
 	case OPT_SIZE:
 		if (!parse_size(arg, &sz))
 			return usage_error(
-			    "invalid --size '%s'%s: expected bytes >= 512, K/M/G/T suffix", arg,
-			    "");
+			    "invalid --size '%s': expected bytes >= 512, K/M/G/T suffix", arg);
 		o->null_size = sz;
 		return -1;
 	case OPT_SERIAL:
 		if (strlen(arg) > VIRTIO_BLK_ID_BYTES)
-			return usage_error("--serial '%s'%s: at most 20 bytes", arg, "");
+			return usage_error("--serial '%s': at most 20 bytes", arg);
 		memset(o->serial, 0, sizeof(o->serial));
 		memcpy(o->serial, arg, strlen(arg));
 		return -1;
 	case OPT_QUEUE_SIZE:
-		if (!parse_uint(arg, 4, 1024, &v) || !is_pow2(v))
+		if (!cli_parse_uint(arg, 4, 1024, &v) || !is_pow2(v))
 			return usage_error(
-			    "invalid --queue-size '%s'%s: expected a power of two 4..1024", arg,
-			    "");
+			    "invalid --queue-size '%s': expected a power of two 4..1024", arg);
 		o->queue_size = (unsigned)v;
 		return -1;
 	case OPT_THREADS:
-		if (!parse_uint(arg, 1, BLK_MAX_QUEUES, &v))
-			return usage_error("invalid --threads '%s'%s: expected 1..64", arg, "");
+		if (!cli_parse_uint(arg, 1, BLK_MAX_QUEUES, &v))
+			return usage_error("invalid --threads '%s': expected 1..64", arg);
 		o->threads = (unsigned)v;
 		return -1;
 	case OPT_BLOCK_SIZE:
-		if (!parse_uint(arg, 512, 65536, &v) || !is_pow2(v))
+		if (!cli_parse_uint(arg, 512, 65536, &v) || !is_pow2(v))
 			return usage_error(
-			    "invalid --block-size '%s'%s: expected a power of two 512..65536", arg,
-			    "");
+			    "invalid --block-size '%s': expected a power of two 512..65536", arg);
 		o->blk_size = (uint32_t)v;
 		return -1;
 	case OPT_POLL_US:
-		if (!parse_uint(arg, 0, 1000000, &v))
-			return usage_error("invalid --poll-us '%s'%s: expected 0..1000000", arg,
-			                   "");
+		if (!cli_parse_uint(arg, 0, 1000000, &v))
+			return usage_error("invalid --poll-us '%s': expected 0..1000000", arg);
 		cli->poll_us = (unsigned)v;
 		return -1;
 	case OPT_NO_DIRECT:
@@ -256,7 +230,7 @@ static int parse_option(int c, const char *arg, struct blk_opts *o, struct cli *
 		printf(PROG " " VHU_VERSION_STRING " (libvhu " VHU_VERSION_STRING ")\n");
 		return 0;
 	default:
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 }
 
@@ -267,9 +241,9 @@ static int parse_args(int argc, char **argv, struct blk_opts *o, struct cli *cli
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":s:b:q:rhV", long_opts, NULL)) != -1) {
 		if (c == '?')
-			return usage_error("unknown option '%s'%s", argv[optind - 1], "");
+			return usage_error("unknown option '%s'", argv[optind - 1]);
 		if (c == ':')
-			return usage_error("option '%s' needs a value%s", argv[optind - 1], "");
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
 		rc = parse_option(c, optarg, o, cli);
 		if (rc >= 0)
 			return rc;
@@ -283,16 +257,16 @@ static int parse_args(int argc, char **argv, struct blk_opts *o, struct cli *cli
 	if (optind < argc)
 		return usage_error("two images given ('%s' and '%s')", o->image, argv[optind]);
 	if (cli->socket_path && cli->fd >= 0)
-		return usage_error("--socket-path and --fd exclude each other%s%s", "", "");
+		return usage_error("--socket-path and --fd exclude each other");
 	if (o->image && !*o->image)
-		return usage_error("empty image path%s%s", "", "");
+		return usage_error("empty image path");
 	return -1;
 }
 
 static void print_capabilities(void)
 {
-	printf("{\n  \"type\": \"block\",\n  \"features\": [\n    \"read-only\",\n"
-	       "    \"blk-file\"\n  ]\n}\n");
+	static const char *const features[] = {"read-only", "blk-file", NULL};
+	cli_print_capabilities("block", features);
 }
 
 /* Default image and socket locations (XDG base directories). */
@@ -330,13 +304,14 @@ static int pick_defaults(struct blk_opts *o, struct cli *cli)
 
 static void print_qemu_hint(const struct blk_opts *o, const char *sock)
 {
-	printf("vhu-blk: attach a guest with (the disk is the guest's /dev/vda; add -kernel/-initrd\n"
-	       "vhu-blk: or a boot disk of your own to run an OS on it):\n"
-	       "qemu-system-x86_64 -machine q35,accel=kvm:tcg,memory-backend=mem -m 1G \\\n"
-	       "  -object memory-backend-memfd,id=mem,size=1G,share=on \\\n"
-	       "  -chardev socket,id=vhublk0,path=%s \\\n"
-	       "  -device vhost-user-blk-pci,chardev=vhublk0,num-queues=%u -nographic\n",
-	       sock, o->num_queues);
+	printf(
+	    "vhu-blk: attach a guest with (the disk is the guest's /dev/vda; add -kernel/-initrd\n"
+	    "vhu-blk: or a boot disk of your own to run an OS on it):\n"
+	    "qemu-system-x86_64 -machine q35,accel=kvm:tcg,memory-backend=mem -m 1G \\\n"
+	    "  -object memory-backend-memfd,id=mem,size=1G,share=on \\\n"
+	    "  -chardev socket,id=vhublk0,path=%s \\\n"
+	    "  -device vhost-user-blk-pci,chardev=vhublk0,num-queues=%u -nographic\n",
+	    sock, o->num_queues);
 	fflush(stdout);
 }
 
@@ -344,15 +319,6 @@ static void on_signal(int sig)
 {
 	if (g_daemon)
 		vhu_daemon_stop(g_daemon);
-}
-
-static int check_fd(int fd)
-{
-	int type;
-	socklen_t len = sizeof(type);
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-		return -errno;
-	return type == SOCK_STREAM ? 0 : -EPROTOTYPE;
 }
 
 /* Open/create the image and set up the device. Prints its own errors. */
@@ -388,7 +354,7 @@ static int prepare_device(struct blk_dev *d, struct cli *cli)
 static int open_socket(struct cli *cli)
 {
 	if (cli->fd >= 0) {
-		int rc = check_fd(cli->fd);
+		int rc = cli_check_stream_fd(cli->fd);
 		if (rc < 0) {
 			fprintf(stderr, PROG ": --fd %d: not a usable stream socket: %s\n", cli->fd,
 			        strerror(-rc));
@@ -396,7 +362,7 @@ static int open_socket(struct cli *cli)
 		}
 		return cli->fd;
 	}
-	int s = blk_listen_unix(cli->socket_path);
+	int s = cli_listen_unix(cli->socket_path);
 	if (s == -EADDRINUSE)
 		fprintf(stderr, PROG ": socket path '%s' is in use by another process\n",
 		        cli->socket_path);
@@ -417,7 +383,7 @@ static int run(struct blk_dev *d, struct cli *cli)
 	    .vring_flavour = VHU_VRING_PLAIN,
 	    .poll_us = cli->poll_us,
 	};
-	sigset_t block, old;
+	sigset_t old;
 	struct stat sst;
 	int rc, sock = open_socket(cli);
 	if (sock < 0)
@@ -425,10 +391,7 @@ static int run(struct blk_dev *d, struct cli *cli)
 	bool own_path = cli->fd < 0 && stat(cli->socket_path, &sst) == 0;
 
 	/* Worker threads must not take SIGINT/SIGTERM. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
+	cli_signals_mask(SIG_BLOCK, &old);
 	rc = vhu_daemon_new(&g_daemon, &blk_ops, d, &cfg);
 	if (rc == 0)
 		rc = blk_dev_attach(d, g_daemon);
@@ -437,10 +400,7 @@ static int run(struct blk_dev *d, struct cli *cli)
 		close(sock);
 		goto out;
 	}
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_signals_install(on_signal);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	fprintf(stderr,
@@ -464,8 +424,7 @@ static int run(struct blk_dev *d, struct cli *cli)
 out:
 	if (g_daemon) {
 		struct vhu_daemon *dm = g_daemon;
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
+		cli_signals_default();
 		g_daemon = NULL;
 		vhu_daemon_free(dm);
 	}

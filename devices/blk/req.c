@@ -182,7 +182,10 @@ void blk_req_parse(const struct blk_limits *lim, struct blk_req *r)
 		return; /* nowhere to report: pushed with nothing written */
 	if (c->out_len < sizeof(hdr))
 		return set_status(r, VIRTIO_BLK_S_IOERR);
-	iov_copy_from(c->iov, c->out_num, 0, &hdr, sizeof(hdr));
+	if (c->iov[0].iov_len >= sizeof(hdr)) /* the usual case: one descriptor */
+		memcpy(&hdr, c->iov[0].iov_base, sizeof(hdr));
+	else
+		iov_copy_from(c->iov, c->out_num, 0, &hdr, sizeof(hdr));
 
 	switch (hdr.type) {
 	case VIRTIO_BLK_T_IN:

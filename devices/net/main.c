@@ -18,14 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "net.h"
 
 #define PROG          "vhu-net"
-#define EXIT_USAGE    2
 #define MAX_ENDPOINTS 2
 
 struct cli {
@@ -66,29 +64,7 @@ static void usage(FILE *out)
 	        NET_MAX_PAIRS);
 }
 
-static int usage_error(const char *fmt, const char *a)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, a);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	return EXIT_USAGE;
-}
-
-/* Strict unsigned parse: digits only, in [min, max]. */
-static bool parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
+#define usage_error(...) cli_usage_error(PROG, __VA_ARGS__)
 
 static bool parse_mac(const char *s, uint8_t mac[6])
 {
@@ -125,7 +101,7 @@ static const struct option long_opts[] = {
 static int set_mode(struct cli *c, enum net_mode m)
 {
 	if (c->o.mode != NET_MODE_NONE && c->o.mode != m)
-		return usage_error("choose one back side: --loopback, --peer or --tap%s", "");
+		return usage_error("choose one back side: --loopback, --peer or --tap");
 	c->o.mode = m;
 	return -1;
 }
@@ -133,26 +109,26 @@ static int set_mode(struct cli *c, enum net_mode m)
 /* Returns -1 to go on, or an exit code. */
 static int parse_option(int opt, const char *arg, struct cli *c)
 {
-	unsigned long v;
+	uint64_t v;
 
 	switch (opt) {
 	case 's':
 		if (!*arg)
-			return usage_error("--socket-path: empty path%s", "");
+			return usage_error("--socket-path: empty path");
 		if (c->npaths + c->nfds == MAX_ENDPOINTS)
-			return usage_error("too many sockets (at most two, with --peer)%s", "");
+			return usage_error("too many sockets (at most two, with --peer)");
 		c->paths[c->npaths++] = arg;
 		return -1;
 	case OPT_FD:
-		if (!parse_uint(arg, 0, INT_MAX, &v))
+		if (!cli_parse_uint(arg, 0, INT_MAX, &v))
 			return usage_error("invalid --fd '%s': expected a file descriptor number",
 			                   arg);
 		if (c->npaths + c->nfds == MAX_ENDPOINTS)
-			return usage_error("too many sockets (at most two, with --peer)%s", "");
+			return usage_error("too many sockets (at most two, with --peer)");
 		c->fds[c->nfds++] = (int)v;
 		return -1;
 	case 'q':
-		if (!parse_uint(arg, 1, NET_MAX_PAIRS, &v))
+		if (!cli_parse_uint(arg, 1, NET_MAX_PAIRS, &v))
 			return usage_error("invalid --queues '%s': expected 1..31 queue pairs",
 			                   arg);
 		c->o.pairs = (unsigned)v;
@@ -174,14 +150,14 @@ static int parse_option(int opt, const char *arg, struct cli *c)
 		c->mac_set = true;
 		return -1;
 	case OPT_MTU:
-		if (!parse_uint(arg, 68, 65535, &v))
+		if (!cli_parse_uint(arg, 68, 65535, &v))
 			return usage_error("invalid --mtu '%s': expected 68..65535", arg);
 		c->o.mtu = (uint16_t)v;
 		return -1;
 	case OPT_POLL:
 		if (!arg)
 			v = 50;
-		else if (!parse_uint(arg, 0, 1000000, &v))
+		else if (!cli_parse_uint(arg, 0, 1000000, &v))
 			return usage_error("invalid --poll '%s': expected 0..1000000 microseconds",
 			                   arg);
 		c->o.poll_us = (unsigned)v;
@@ -196,7 +172,7 @@ static int parse_option(int opt, const char *arg, struct cli *c)
 		printf(PROG " " VHU_VERSION_STRING " (libvhu " VHU_VERSION_STRING ")\n");
 		return 0;
 	default:
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 }
 
@@ -207,16 +183,14 @@ static int check_args(struct cli *c)
 	if (c->print_caps)
 		return -1;
 	if (c->o.mode == NET_MODE_NONE)
-		return usage_error("no back side: give --loopback, --peer or --tap NAME%s", "");
+		return usage_error("no back side: give --loopback, --peer or --tap NAME");
 	if (c->npaths + c->nfds != want)
-		return usage_error(want == 2
-		                       ? "--peer needs two sockets (--socket-path/--fd twice)%s"
-		                       : "give one --socket-path PATH or --fd N%s",
-		                   "");
+		return usage_error(want == 2 ? "--peer needs two sockets (--socket-path/--fd twice)"
+		                             : "give one --socket-path PATH or --fd N");
 	if (c->npaths == 2 && !strcmp(c->paths[0], c->paths[1]))
-		return usage_error("--peer: the two socket paths must differ%s", "");
+		return usage_error("--peer: the two socket paths must differ");
 	if (c->nfds == 2 && c->fds[0] == c->fds[1])
-		return usage_error("--peer: the two --fd must differ%s", "");
+		return usage_error("--peer: the two --fd must differ");
 	return -1;
 }
 
@@ -240,26 +214,11 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	return check_args(c);
 }
 
-static void print_capabilities(void)
-{
-	printf("{\n  \"type\": \"net\"\n}\n");
-}
-
 static void on_signal(int sig)
 {
 	for (int i = 0; i < MAX_ENDPOINTS; i++)
 		if (g_daemons[i])
 			vhu_daemon_stop(g_daemons[i]);
-}
-
-static int check_fd(int fd)
-{
-	int type;
-	socklen_t len = sizeof(type);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-		return -errno;
-	return type == SOCK_STREAM ? 0 : -EPROTOTYPE;
 }
 
 static const char *endpoint_name(const struct cli *c, unsigned i, char *buf, size_t len)
@@ -270,46 +229,9 @@ static const char *endpoint_name(const struct cli *c, unsigned i, char *buf, siz
 	return buf;
 }
 
-/* Listen on a unix socket path: refuse one another process listens on,
- * replace a stale one.  Returns the fd or -errno. */
-static int listen_unix(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int s, err;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			close(s);
-			return -EEXIST;
-		}
-		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(s);
-			return -EADDRINUSE;
-		}
-		close(s);
-		unlink(path);
-		s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (s < 0)
-			return -errno;
-	}
-	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 16) < 0) {
-		err = -errno;
-		close(s);
-		return err;
-	}
-	return s;
-}
-
 static int start_endpoint(struct cli *c, unsigned i, struct vhu_daemon *dm)
 {
-	int fd = i < c->npaths ? listen_unix(c->paths[i]) : c->fds[i - c->npaths];
+	int fd = i < c->npaths ? cli_listen_unix(c->paths[i]) : c->fds[i - c->npaths];
 
 	if (fd < 0)
 		return fd;
@@ -396,11 +318,11 @@ static int run(struct cli *c)
 {
 	unsigned n = c->o.mode == NET_MODE_PEER ? 2 : 1;
 	struct net_dev *devs[MAX_ENDPOINTS] = {NULL, NULL};
-	sigset_t block, old;
+	sigset_t old;
 	int rc = 0;
 
 	for (unsigned i = 0; i < c->nfds; i++) {
-		rc = check_fd(c->fds[i]);
+		rc = cli_check_stream_fd(c->fds[i]);
 		if (rc < 0) {
 			fprintf(stderr, PROG ": --fd %d: not a usable stream socket: %s\n",
 			        c->fds[i], strerror(-rc));
@@ -408,21 +330,14 @@ static int run(struct cli *c)
 		}
 	}
 	/* Worker threads must not take SIGINT/SIGTERM. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
+	cli_signals_mask(SIG_BLOCK, &old);
 	rc = make_devices(c, devs, n);
 	if (rc == 0) {
-		struct sigaction sa = {.sa_handler = on_signal};
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		signal(SIGPIPE, SIG_IGN);
+		cli_signals_install(on_signal);
 		rc = serve(c, devs, n, &old);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
+	cli_signals_default();
 	for (unsigned i = 0; i < n; i++) {
 		g_daemons[i] = NULL;
 		if (devs[i] && devs[i]->daemon && rc == 0)
@@ -450,7 +365,7 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (c.print_caps) {
-		print_capabilities();
+		cli_print_capabilities("net", NULL);
 		return 0;
 	}
 	return run(&c);

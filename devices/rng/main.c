@@ -8,9 +8,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "rng.h"
 
 #define PROG "vhu-rng"
-
-/* Exit statuses: usage errors are told apart from run-time failures. */
-#define EXIT_USAGE 2
 
 struct cli {
 	const char *socket_path;
@@ -63,35 +59,13 @@ static void usage(FILE *out)
 	        "SIGTERM.\n");
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry '" PROG " --help' for more information.\n", stderr);
-	exit(EXIT_USAGE);
-}
-
-/* Strict unsigned decimal: digits only, no sign, no overflow. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v > max)
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
+/* A usage error exits at once (status CLI_EXIT_USAGE). */
+#define usage_error(...) exit(cli_usage_error(PROG, __VA_ARGS__))
 
 static uint64_t option_u64(const char *opt, const char *arg, uint64_t min, uint64_t max)
 {
 	uint64_t v;
-	if (parse_u64(arg, max, &v) < 0 || v < min)
+	if (!cli_parse_uint(arg, min, max, &v))
 		usage_error("invalid value '%s' for %s (expected an integer in [%" PRIu64
 		            ", %" PRIu64 "])",
 		            arg, opt, min, max);
@@ -211,26 +185,6 @@ static void on_signal(int sig)
 		vhu_daemon_stop(g_daemon); /* async-signal-safe */
 }
 
-static void stop_signals(int how)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(how, &set, NULL);
-}
-
-static int install_signals(void)
-{
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
-		return -errno;
-	/* A front end that hangs up must not kill us through a write. */
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
-}
-
 static int run(struct cli *cli, struct rng_dev *rng)
 {
 	struct vhu_daemon_config cfg = {
@@ -241,7 +195,7 @@ static int run(struct cli *cli, struct rng_dev *rng)
 	};
 	struct vhu_daemon *d;
 
-	stop_signals(SIG_BLOCK); /* inherited by the worker threads */
+	cli_signals_mask(SIG_BLOCK, NULL); /* inherited by the worker threads */
 	int err = vhu_daemon_new(&d, &rng_backend_ops, rng, &cfg);
 	if (err < 0) {
 		fprintf(stderr, PROG ": cannot create daemon: %s\n", strerror(-err));
@@ -252,8 +206,8 @@ static int run(struct cli *cli, struct rng_dev *rng)
 	if (err < 0)
 		fprintf(stderr, PROG ": cannot register rate-limit timer: %s\n", strerror(-err));
 	if (err == 0)
-		err = install_signals();
-	stop_signals(SIG_UNBLOCK); /* a signal that came meanwhile stops serve() */
+		err = cli_signals_install(on_signal);
+	cli_signals_mask(SIG_UNBLOCK, NULL); /* a signal that came meanwhile stops serve() */
 	if (err == 0) {
 		if (cli->socket_path)
 			err = vhu_daemon_serve(g_daemon, cli->socket_path);
@@ -265,7 +219,7 @@ static int run(struct cli *cli, struct rng_dev *rng)
 	}
 	vhu_log(VHU_LOG_INFO, PROG ": served %" PRIu64 " front end(s), %" PRIu64 " bytes",
 	        vhu_daemon_connections(d), rng->bytes);
-	stop_signals(SIG_BLOCK);
+	cli_signals_mask(SIG_BLOCK, NULL);
 	g_daemon = NULL;
 	vhu_daemon_free(d);
 	/* The socket file is ours only once we listened on it. */
@@ -280,7 +234,7 @@ int main(int argc, char **argv)
 	struct rng_dev rng;
 
 	if (wants_capabilities(argc, argv)) {
-		printf("{\n  \"type\": \"rng\"\n}\n");
+		cli_print_capabilities("rng", NULL);
 		return 0;
 	}
 	parse_args(&cli, argc, argv);

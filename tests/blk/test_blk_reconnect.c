@@ -47,8 +47,12 @@ static int get_inflight(struct blkt *t, struct inflight *inf)
 
 static int set_inflight(struct blkt *t, const struct inflight *inf)
 {
-	struct vhu_inflight_msg m = {
-	    .mmap_size = inf->size, .mmap_offset = 0, .num_queues = NQ, .queue_size = QSIZE};
+	struct vhu_inflight_msg m;
+
+	memset(&m, 0, sizeof(m)); /* the padding goes on the wire too */
+	m.mmap_size = inf->size;
+	m.num_queues = NQ;
+	m.queue_size = QSIZE;
 	return vhuf_request(t->f, VHU_REQ_SET_INFLIGHT_FD, &m, sizeof(m), &inf->fd, 1, true, NULL);
 }
 

@@ -397,6 +397,16 @@ void fe_close(struct tenv *t, struct vhuf *f)
 	t->conns++;
 }
 
+int fe_reconnect(struct tenv *t, struct vhuf *f, uint64_t features, uint64_t pf)
+{
+	int r = vhuf_reconnect(f, t->path);
+
+	if (r)
+		return r;
+	t->conns++;
+	return vhuf_negotiate(f, features, pf);
+}
+
 struct req {
 	uint64_t out, in1, in2;
 	uint32_t len, half;
@@ -804,4 +814,36 @@ void tenv_stop(struct tenv *t)
 	free(t->base_map_text);
 	t->base_map_text = NULL;
 	echo_destroy(&t->dev);
+}
+
+bool page_dirty(const uint8_t *map, uint64_t gpa)
+{
+	uint64_t page = gpa / 4096;
+
+	return map[page / 8] & (1u << (page % 8));
+}
+
+uint8_t *fe_set_log_base(struct vhuf *f)
+{
+	struct vhu_log_msg lm = {.mmap_size = 4096, .mmap_offset = 0};
+	struct vhu_msg *r = calloc(1, sizeof(*r));
+	int fd = memfd_create("log", MFD_CLOEXEC), ret = -1;
+	uint8_t *map = MAP_FAILED;
+
+	if (r && fd >= 0 && ftruncate(fd, 4096) == 0)
+		map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map != MAP_FAILED)
+		ret = vhuf_request(f, VHU_REQ_SET_LOG_BASE, &lm, sizeof(lm), &fd, 1, false, r);
+	if (ret != 0 || r->hdr.size != 8 || r->payload.u64 != 0) {
+		fprintf(stderr, "# SET_LOG_BASE failed: %d (reply size %u, value %llu)\n", ret,
+		        ret == 0 ? r->hdr.size : 0,
+		        ret == 0 ? (unsigned long long)r->payload.u64 : 0ull);
+		if (map != MAP_FAILED)
+			munmap(map, 4096);
+		map = NULL;
+	}
+	free(r);
+	if (fd >= 0)
+		close(fd);
+	return map;
 }

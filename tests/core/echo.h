@@ -113,6 +113,9 @@ void tenv_stop(struct tenv *t);
 struct vhuf *fe_open(struct tenv *t, const struct vhuf_opts *o, uint64_t features, uint64_t pf);
 /* Close a front end and count it as a finished connection. */
 void fe_close(struct tenv *t, struct vhuf *f);
+/* Drop f's connection and connect again to t (the old one counts as
+ * finished), then negotiate features and pf.  0 or -errno. */
+int fe_reconnect(struct tenv *t, struct vhuf *f, uint64_t features, uint64_t pf);
 /* Run n echo requests through queue q (chains of 1 readable + 1..2
  * writable buffers; every other one indirect if allowed) and check the
  * bytes.  0 or -errno. */
@@ -151,5 +154,14 @@ bool echo_quiesce(struct echo *e, unsigned q, unsigned n);
 /* A refusal as seen with REPLY_ACK: a negative result that is neither a
  * hang-up nor a timeout nor garbage. */
 bool is_nack(int ret);
+
+/* Whether the page of gpa is marked in the dirty log bitmap map (one bit a
+ * 4 KiB page, as VHOST_USER_SET_LOG_BASE shares it). */
+bool page_dirty(const uint8_t *map, uint64_t gpa);
+
+/* Give f's back end a one-page dirty log (SET_LOG_BASE with a memfd; the
+ * reply must be the 8-byte 0) and map it here.  The bitmap (munmap 4096
+ * bytes when done), or NULL (reported on stderr). */
+uint8_t *fe_set_log_base(struct vhuf *f);
 
 #endif

@@ -167,9 +167,7 @@ VT_CASE(reconnect_resumes_ring)
 	vhuf_kick_force(f, 0);
 	VT_CHECK(WAIT_UNTIL(atomic_load(&t.dev.held) == 40, 3000));
 	atomic_store(&t.dev.hold, false);
-	VT_REQUIRE(vhuf_reconnect(f, t.path) == 0);
-	t.conns++;
-	VT_REQUIRE(vhuf_negotiate(f, F_PACKED, PF_ALL) == 0);
+	VT_REQUIRE(fe_reconnect(&t, f, F_PACKED, PF_ALL) == 0);
 	VT_REQUIRE(vhuf_queue_restart(f, 0) == 0);
 	vhuf_kick_force(f, 0);
 	while (got < 40 && vhuf_wait_call(f, 0, 3000) == 1) {
@@ -315,13 +313,6 @@ VT_CASE(not_offered_means_split)
 	tenv_stop(&t);
 }
 
-static bool bit(const uint8_t *map, uint64_t gpa)
-{
-	uint64_t page = gpa / 4096;
-
-	return map[page / 8] & (1u << (page % 8));
-}
-
 /* LOG_ALL: the written buffer and the used descriptor's page (the ring
  * itself, wherever log_guest_addr points) are marked dirty. */
 VT_CASE(dirty_log_marks_ring_and_buffers)
@@ -329,38 +320,26 @@ VT_CASE(dirty_log_marks_ring_and_buffers)
 	struct tenv t;
 	struct vhuf_opts o = {.mem_size = 8 << 20, .connect_timeout_ms = 3000};
 	struct vhuf *f;
-	struct vhu_log_msg lm = {.mmap_size = 4096, .mmap_offset = 0};
 	uint8_t *map;
 	uint64_t out, in, ring;
-	int fd;
 
-	VT_REQUIRE(start_packed(&t, 1) == 0); /* (baseline fds: before our memfd) */
-	fd = memfd_create("log", MFD_CLOEXEC);
+	VT_REQUIRE(start_packed(&t, 1) == 0);
 	f = fe_open(&t, &o, F_PACKED | VHU_BIT(VHU_F_LOG_ALL), PF_ALL);
-	VT_REQUIRE(f && fd >= 0 && ftruncate(fd, 4096) == 0);
+	VT_REQUIRE(f);
 	VT_CHECK(vhuf_features(f) & VHU_BIT(VHU_F_LOG_ALL));
 	VT_CHECK(vhuf_features(f) & VHU_BIT(VHU_F_RING_PACKED));
-	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	VT_REQUIRE(map != MAP_FAILED);
-	{
-		struct vhu_msg *r = calloc(1, sizeof(*r));
-
-		VT_REQUIRE(r);
-		VT_EQ(vhuf_request(f, VHU_REQ_SET_LOG_BASE, &lm, sizeof(lm), &fd, 1, false, r), 0);
-		VT_EQ(r->hdr.size, 8);
-		free(r);
-	}
-	close(fd);
+	map = fe_set_log_base(f);
+	VT_REQUIRE(map);
 	VT_REQUIRE(vhuf_queue_setup(f, 0, 20) == 0);
 	out = vhuf_alloc(f, 4096, 4096);
 	in = vhuf_alloc(f, 8192, 4096);
 	ring = (uint64_t)((uint8_t *)vhuf_ring_desc(f, 0) - (uint8_t *)vhuf_ptr(f, 0));
 	memset(map, 0, 4096); /* forget what start logged */
 	VT_EQ(fe_echo_one(f, 0, out, NULL, in + 4096, NULL, 300, false), 0);
-	VT_CHECK(bit(map, in + 4096)); /* written by the device */
-	VT_CHECK(!bit(map, in));       /* untouched */
-	VT_CHECK(!bit(map, out));      /* only read */
-	VT_CHECK(bit(map, ring));      /* the used descriptor */
+	VT_CHECK(page_dirty(map, in + 4096)); /* written by the device */
+	VT_CHECK(!page_dirty(map, in));       /* untouched */
+	VT_CHECK(!page_dirty(map, out));      /* only read */
+	VT_CHECK(page_dirty(map, ring));      /* the used descriptor */
 	munmap(map, 4096);
 	fe_close(&t, f);
 	VT_CHECK(tenv_healthy(&t));

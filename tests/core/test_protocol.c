@@ -132,46 +132,27 @@ VT_CASE(mem_table_regions_with_gaps)
 	tenv_stop(&t);
 }
 
-static bool bit(const uint8_t *map, uint64_t gpa)
-{
-	uint64_t page = gpa / 4096;
-
-	return map[page / 8] & (1u << (page % 8));
-}
-
 VT_CASE(set_log_base_marks_dirty_pages)
 {
 	START(t, 1);
 	struct vhuf_opts o = {.mem_size = 8 << 20, .connect_timeout_ms = 3000};
 	struct vhuf *f = fe_open(&t, &o, F_ALL | VHU_BIT(VHU_F_LOG_ALL), PF_ALL);
-	struct vhu_log_msg lm = {.mmap_size = 4096, .mmap_offset = 0};
-	int fd = memfd_create("log", MFD_CLOEXEC);
 	uint8_t *map;
 	uint64_t out, in, used;
 
-	VT_REQUIRE(f && fd >= 0 && ftruncate(fd, 4096) == 0);
+	VT_REQUIRE(f);
 	VT_CHECK(vhuf_features(f) & VHU_BIT(VHU_F_LOG_ALL));
-	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	VT_REQUIRE(map != MAP_FAILED);
-	{
-		struct vhu_msg *r = calloc(1, sizeof(*r));
-
-		VT_REQUIRE(r);
-		VT_EQ(vhuf_request(f, VHU_REQ_SET_LOG_BASE, &lm, sizeof(lm), &fd, 1, false, r), 0);
-		VT_EQ(r->hdr.size, 8);
-		VT_EQ(r->payload.u64, 0);
-		free(r);
-	}
-	close(fd);
+	map = fe_set_log_base(f);
+	VT_REQUIRE(map);
 	VT_REQUIRE(vhuf_queue_setup(f, 0, 64) == 0);
 	out = vhuf_alloc(f, 4096, 4096);
 	in = vhuf_alloc(f, 8192, 4096);
 	VT_EQ(fe_echo_one(f, 0, out, NULL, in + 4096, NULL, 300, false), 0);
 	used = (uint64_t)((uint8_t *)vhuf_ring_used(f, 0) - (uint8_t *)vhuf_ptr(f, 0));
-	VT_CHECK(bit(map, in + 4096)); /* written by the device */
-	VT_CHECK(!bit(map, in));       /* untouched */
-	VT_CHECK(!bit(map, out));      /* only read */
-	VT_CHECK(bit(map, used));      /* used ring, logged via log_guest_addr */
+	VT_CHECK(page_dirty(map, in + 4096)); /* written by the device */
+	VT_CHECK(!page_dirty(map, in));       /* untouched */
+	VT_CHECK(!page_dirty(map, out));      /* only read */
+	VT_CHECK(page_dirty(map, used));      /* used ring, logged via log_guest_addr */
 	munmap(map, 4096);
 	fe_close(&t, f);
 	VT_CHECK(tenv_healthy(&t));

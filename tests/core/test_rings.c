@@ -339,9 +339,7 @@ VT_CASE(reconnect_resumes_rings)
 	VT_REQUIRE(vhuf_queue_setup(f, 0, 256) == 0);
 	VT_REQUIRE(submit_n(f, 0, 128, out, in) == 0);
 	vhuf_kick_force(f, 0);
-	VT_REQUIRE(vhuf_reconnect(f, t.path) == 0);
-	t.conns++;
-	VT_REQUIRE(vhuf_negotiate(f, F_ALL, PF_ALL) == 0);
+	VT_REQUIRE(fe_reconnect(&t, f, F_ALL, PF_ALL) == 0);
 	VT_REQUIRE(vhuf_queue_restart(f, 0) == 0);
 	vhuf_kick_force(f, 0);
 	reap_exactly(f, 0, 128, out, in);
@@ -380,9 +378,7 @@ VT_CASE(reconnect_redoes_held_requests)
 	vhuf_kick_force(f, 0);
 	VT_CHECK(WAIT_UNTIL(atomic_load(&t.dev.held) == 64, 3000));
 	atomic_store(&t.dev.hold, false);
-	VT_REQUIRE(vhuf_reconnect(f, t.path) == 0);
-	t.conns++;
-	VT_REQUIRE(vhuf_negotiate(f, F_ALL, PF_ALL) == 0);
+	VT_REQUIRE(fe_reconnect(&t, f, F_ALL, PF_ALL) == 0);
 	VT_REQUIRE(vhuf_queue_restart(f, 0) == 0);
 	vhuf_kick_force(f, 0);
 	reap_exactly(f, 0, 64, out, in);
@@ -424,9 +420,7 @@ VT_CASE(reconnect_inflight_resubmits)
 	VT_CHECK(WAIT_UNTIL(atomic_load(&t.dev.held) == 64, 3000));
 	atomic_store(&t.dev.hold, false);
 
-	VT_REQUIRE(vhuf_reconnect(f, t.path) == 0);
-	t.conns++;
-	VT_REQUIRE(vhuf_negotiate(f, F_ALL, PF_ALL) == 0);
+	VT_REQUIRE(fe_reconnect(&t, f, F_ALL, PF_ALL) == 0);
 	VT_EQ(vhuf_request(f, VHU_REQ_SET_INFLIGHT_FD, &im, sizeof(im), &ifd, 1, true, NULL), 0);
 	VT_REQUIRE(vhuf_queue_restart(f, 0) == 0);
 	if (!vhuf_wait_call(f, 0, 3000)) {
@@ -675,10 +669,14 @@ static uint16_t used_idx(struct vhuf *f, unsigned q)
 	return __atomic_load_n(&((struct used *)vhuf_ring_used(f, q))->idx, __ATOMIC_ACQUIRE);
 }
 
-/* EVENT_IDX both ways: the device honours used_event for calls and
- * publishes avail_event for kicks. */
-VT_CASE(event_idx_suppression)
+/* Call suppression on queue 0: with EVENT_IDX (evidx) the driver moves
+ * used_event and the device publishes avail_event; without it the driver
+ * sets VRING_AVAIL_F_NO_INTERRUPT and the device leaves
+ * VRING_USED_F_NO_NOTIFY clear when idle.  Either way three completions
+ * stay quiet and, suppression lifted, the next one interrupts. */
+static void suppression_case(bool evidx)
 {
+	uint64_t features = evidx ? F_ALL : F_ALL & ~VHU_BIT(VHU_F_RING_EVENT_IDX);
 	struct tenv t;
 	struct vhuf *f;
 	struct vhu_vring_stats s0, s1;
@@ -692,8 +690,8 @@ VT_CASE(event_idx_suppression)
 	echo_init(&t.dev, 1);
 	VT_REQUIRE(tenv_start(&t, NULL) == 0);
 	vr = vhu_daemon_vring(t.d, 0);
-	f = fe_open(&t, NULL, F_ALL, PF_ALL);
-	VT_REQUIRE(f && (vhuf_features(f) & VHU_BIT(VHU_F_RING_EVENT_IDX)));
+	f = fe_open(&t, NULL, features, PF_ALL);
+	VT_REQUIRE(f && !!(vhuf_features(f) & VHU_BIT(VHU_F_RING_EVENT_IDX)) == evidx);
 	VT_REQUIRE(vhuf_queue_setup(f, 0, 64) == 0);
 	a = vhuf_ring_avail(f, 0);
 	u = vhuf_ring_used(f, 0);
@@ -701,12 +699,17 @@ VT_CASE(event_idx_suppression)
 	VT_EQ(fe_io(f, 0, 4), 0);
 	VT_REQUIRE(echo_quiesce(&t.dev, 0, d0 + 4));
 	wait_event(vhuf_call_fd(f, 0), 0);
-	/* the device asked for a kick at the next avail entry */
-	VT_EQ(__atomic_load_n((uint16_t *)&u->ring[64], __ATOMIC_ACQUIRE), 4);
+	if (evidx) /* the device asked for a kick at the next avail entry */
+		VT_EQ(__atomic_load_n((uint16_t *)&u->ring[64], __ATOMIC_ACQUIRE), 4);
+	else
+		VT_EQ(__atomic_load_n(&u->flags, __ATOMIC_ACQUIRE) & 1, 0);
 	vhu_vring_get_stats(vr, &s0);
 
-	/* interrupt only once entry 14 is used: three completions stay quiet */
-	__atomic_store_n(&a->ring[64], 14, __ATOMIC_RELEASE);
+	/* used_event 14: interrupt only once entry 14 is used; or NO_INTERRUPT */
+	if (evidx)
+		__atomic_store_n(&a->ring[64], 14, __ATOMIC_RELEASE);
+	else
+		__atomic_store_n(&a->flags, 1, __ATOMIC_RELEASE);
 	VT_REQUIRE(submit_echo(f, 0, 3) == 0);
 	VT_EQ(vhuf_kick(f, 0), 1);
 	VT_REQUIRE(echo_quiesce(&t.dev, 0, d0 + 7));
@@ -714,11 +717,16 @@ VT_CASE(event_idx_suppression)
 	VT_EQ(wait_fd(vhuf_call_fd(f, 0), 0), 0);
 	vhu_vring_get_stats(vr, &s1);
 	VT_EQ(s1.calls, s0.calls);
-	VT_CHECK(s1.suppressed > s0.suppressed);
-	VT_EQ(__atomic_load_n((uint16_t *)&u->ring[64], __ATOMIC_ACQUIRE), 7);
+	if (evidx) {
+		VT_CHECK(s1.suppressed > s0.suppressed);
+		VT_EQ(__atomic_load_n((uint16_t *)&u->ring[64], __ATOMIC_ACQUIRE), 7);
+	}
 
-	/* used_event = 7: the next completion interrupts */
-	__atomic_store_n(&a->ring[64], 7, __ATOMIC_RELEASE);
+	/* used_event = 7 or no flag: the next completion interrupts */
+	if (evidx)
+		__atomic_store_n(&a->ring[64], 7, __ATOMIC_RELEASE);
+	else
+		__atomic_store_n(&a->flags, 0, __ATOMIC_RELEASE);
 	VT_REQUIRE(submit_echo(f, 0, 1) == 0);
 	VT_EQ(vhuf_kick(f, 0), 1);
 	VT_EQ(vhuf_wait_call(f, 0, 3000), 1);
@@ -730,54 +738,18 @@ VT_CASE(event_idx_suppression)
 	tenv_stop(&t);
 }
 
+/* EVENT_IDX both ways: the device honours used_event for calls and
+ * publishes avail_event for kicks. */
+VT_CASE(event_idx_suppression)
+{
+	suppression_case(true);
+}
+
 /* Without EVENT_IDX: VRING_AVAIL_F_NO_INTERRUPT silences calls and the
  * device leaves VRING_USED_F_NO_NOTIFY clear when idle. */
 VT_CASE(flags_suppression_without_event_idx)
 {
-	struct tenv t;
-	struct vhuf *f;
-	struct vhu_vring_stats s0, s1;
-	struct vhu_vring *vr;
-	struct avail *a;
-	struct used *u;
-	void *ck;
-	uint32_t len;
-	unsigned n = 0, d0;
-
-	echo_init(&t.dev, 1);
-	VT_REQUIRE(tenv_start(&t, NULL) == 0);
-	vr = vhu_daemon_vring(t.d, 0);
-	f = fe_open(&t, NULL, F_ALL & ~VHU_BIT(VHU_F_RING_EVENT_IDX), PF_ALL);
-	VT_REQUIRE(f && !(vhuf_features(f) & VHU_BIT(VHU_F_RING_EVENT_IDX)));
-	VT_REQUIRE(vhuf_queue_setup(f, 0, 64) == 0);
-	a = vhuf_ring_avail(f, 0);
-	u = vhuf_ring_used(f, 0);
-	d0 = atomic_load(&t.dev.done[0]);
-	VT_EQ(fe_io(f, 0, 4), 0);
-	VT_REQUIRE(echo_quiesce(&t.dev, 0, d0 + 4));
-	wait_event(vhuf_call_fd(f, 0), 0);
-	VT_EQ(__atomic_load_n(&u->flags, __ATOMIC_ACQUIRE) & 1, 0);
-	vhu_vring_get_stats(vr, &s0);
-
-	__atomic_store_n(&a->flags, 1, __ATOMIC_RELEASE); /* NO_INTERRUPT */
-	VT_REQUIRE(submit_echo(f, 0, 3) == 0);
-	VT_EQ(vhuf_kick(f, 0), 1);
-	VT_REQUIRE(echo_quiesce(&t.dev, 0, d0 + 7));
-	VT_EQ(used_idx(f, 0), 7);
-	VT_EQ(wait_fd(vhuf_call_fd(f, 0), 0), 0);
-	vhu_vring_get_stats(vr, &s1);
-	VT_EQ(s1.calls, s0.calls);
-
-	__atomic_store_n(&a->flags, 0, __ATOMIC_RELEASE);
-	VT_REQUIRE(submit_echo(f, 0, 1) == 0);
-	VT_EQ(vhuf_kick(f, 0), 1);
-	VT_EQ(vhuf_wait_call(f, 0, 3000), 1);
-	while (vhuf_get_used(f, 0, &ck, &len) == 1)
-		n++;
-	VT_EQ(n, 4);
-	fe_close(&t, f);
-	VT_CHECK(tenv_healthy(&t));
-	tenv_stop(&t);
+	suppression_case(false);
 }
 
 /* Adaptive polling on: I/O stays correct on two queues and two threads. */

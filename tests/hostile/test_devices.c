@@ -83,6 +83,7 @@ static int dev_start(struct dev *d, const char *kind)
 	snprintf(d->sock, sizeof(d->sock), "%s/sock", d->dir);
 	d->pid = fork();
 	if (d->pid == 0) {
+		dup2(2, 1); /* the daemon's banner is not TAP: keep stdout clean */
 		if (!strcmp(kind, "rng"))
 			execl(exe, exe, "--socket-path", d->sock, (char *)NULL);
 		else

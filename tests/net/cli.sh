@@ -8,93 +8,7 @@ set -u
 NET=${1:?usage: cli.sh PATH/TO/vhu-net}
 WORK=$(mktemp -d /tmp/vhu-net-cli.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-n=0
-failed=0
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do
-		echo "# $line"
-	done
-}
-
-# expect_error NAME STATUS PATTERN -- CMD...
-expect_error() {
-	local name=$1 want=$2 pat=$3 rc
-	shift 4
-	timeout 10 "$@" >"$WORK/out" 2>"$WORK/err"
-	rc=$?
-	if [ "$rc" -eq "$want" ] && grep -Eq -- "$pat" "$WORK/err"; then
-		ok "$name"
-	else
-		not_ok "$name" "exit $rc (want $want), stderr: $(head -c 300 "$WORK/err")"
-	fi
-}
-
-listening() {
-	awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix
-}
-
-wait_listening() {
-	for _ in $(seq 100); do
-		listening "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# stop_with SIG NAME ARGS...: start vhu-net with ARGS, wait for every socket
-# given after -s, send SIG, expect exit 0 and the sockets gone.
-stop_with() {
-	local sig=$1 name=$2 pid rc s socks=() prev=
-	shift 2
-	for a in "$@"; do
-		[ "$prev" = -s ] && socks+=("$a")
-		prev=$a
-	done
-	"$NET" "$@" 2>"$WORK/err-$sig" &
-	pid=$!
-	for s in "${socks[@]}"; do
-		if ! wait_listening "$s"; then
-			kill -KILL "$pid" 2>/dev/null
-			wait "$pid" 2>/dev/null
-			not_ok "$name" "never listened on $s: $(cat "$WORK/err-$sig")"
-			return
-		fi
-	done
-	kill "-$sig" "$pid"
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid"
-		wait "$pid" 2>/dev/null
-		not_ok "$name" "still running 10 s after SIG$sig"
-		return
-	fi
-	wait "$pid"
-	rc=$?
-	for s in "${socks[@]}"; do
-		if listening "$s"; then
-			not_ok "$name" "$s still listening"
-			return
-		fi
-	done
-	if [ "$rc" -eq 0 ]; then
-		ok "$name"
-	else
-		not_ok "$name" "exit $rc, stderr: $(cat "$WORK/err-$sig")"
-	fi
-}
+. "$(dirname "$0")/../lib/tap.sh"
 
 if "$NET" --help >"$WORK/out" 2>&1 && grep -q '^Usage: vhu-net' "$WORK/out" &&
 	grep -q -- '--socket-path' "$WORK/out" && grep -q -- '--peer' "$WORK/out" &&
@@ -188,9 +102,8 @@ else
 	not_ok "--fd: serves an inherited listening socket" "$(tr '\n' ' ' <"$WORK/fd.out")"
 fi
 
-stop_with TERM "SIGTERM stops --loopback" --loopback -s "$WORK/lo.sock"
-stop_with INT "SIGINT stops --peer (both sockets)" --peer -s "$WORK/a.sock" -s "$WORK/b.sock"
-stop_with TERM "SIGTERM stops --loopback --queues 4 --poll" --loopback -q 4 --poll -s "$WORK/mq.sock"
+stop_with TERM "SIGTERM stops --loopback" "$NET" --loopback -s "$WORK/lo.sock"
+stop_with INT "SIGINT stops --peer (both sockets)" "$NET" --peer -s "$WORK/a.sock" -s "$WORK/b.sock"
+stop_with TERM "SIGTERM stops --loopback --queues 4 --poll" "$NET" --loopback -q 4 --poll -s "$WORK/mq.sock"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

@@ -12,167 +12,11 @@
 #   testpmd.sh peer        PATH/TO/vhu-net   vhu-net --peer between two ports
 #        of one testpmd (io forwarding across the cable), then between two
 #        testpmd processes (txonly -> rxonly), as between two VMs
-#
-# Machine notes: no hugepages (--no-huge -m 512: EAL backs memory with one
-# memfd, which virtio-user passes in SET_MEM_TABLE), --total-num-mbufs keeps
-# the pool inside 512 MiB; forwarding lcores of two testpmds go on
-# different cores.
 set -u
 MODE=${1:?usage: testpmd.sh loopback|loopback-mq|loopback-poll|peer PATH/TO/vhu-net}
 NET=${2:?usage: testpmd.sh MODE PATH/TO/vhu-net}
-RUN_S=${VHU_TESTPMD_SECONDS:-3}
-n=0
-failed=0
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do
-		echo "# $line"
-	done
-}
-
-TESTPMD=$(command -v dpdk-testpmd || true)
-if [ -z "$TESTPMD" ]; then
-	echo "1..0 # SKIP dpdk-testpmd not installed"
-	exit 0
-fi
-WORK=$(mktemp -d /tmp/vhu-net-testpmd.XXXXXX)
-NET_PID=
-cleanup() {
-	[ -n "$NET_PID" ] && kill -KILL "$NET_PID" 2>/dev/null
-	jobs -p | xargs -r kill -KILL 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-listening() {
-	awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix
-}
-
-wait_listening() {
-	for _ in $(seq 100); do
-		listening "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# start_net ARGS...: vhu-net in the background, pinned to core 0.
-start_net() {
-	taskset -c 0 "$NET" "$@" >"$WORK/net.log" 2>&1 &
-	NET_PID=$!
-	local prev= a
-	for a in "$@"; do
-		if [ "$prev" = -s ] && ! wait_listening "$a"; then
-			echo "# vhu-net did not listen on $a: $(cat "$WORK/net.log")"
-			return 1
-		fi
-		prev=$a
-	done
-}
-
-# stop_net: SIGTERM, wait, print its log (it ends with its counters).
-stop_net() {
-	kill -TERM "$NET_PID" 2>/dev/null
-	for _ in $(seq 100); do
-		kill -0 "$NET_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$NET_PID" 2>/dev/null
-	wait "$NET_PID"
-	local rc=$?
-	NET_PID=
-	sed 's/^/# vhu-net: /' "$WORK/net.log"
-	return $rc
-}
-
-# feed "COMMANDS": print testpmd commands (";"-separated; "sleep N" pauses),
-# then quit.
-feed() {
-	local IFS=';' c
-	for c in $1; do
-		case "$c" in
-		sleep*) sleep "${c#sleep }" ;;
-		*) echo "$c" ;;
-		esac
-	done
-	echo quit
-}
-
-# testpmd NAME MAIN_LCORE EAL-ARGS... -- APP-ARGS...: interactive testpmd
-# reading commands from stdin, output to $WORK/NAME.log.
-testpmd() {
-	local name=$1 main=$2
-	shift 2
-	local eal=() app=() seen_dd=0 a
-	for a in "$@"; do
-		if [ "$a" = -- ]; then
-			seen_dd=1
-		elif [ $seen_dd = 0 ]; then
-			eal+=("$a")
-		else
-			app+=("$a")
-		fi
-	done
-	timeout -s KILL 90 stdbuf -oL "$TESTPMD" -l 0-1 --main-lcore "$main" --no-huge -m 512 --no-pci \
-		--file-prefix="vhu-$name-$$" --log-level=lib.eal,warning "${eal[@]}" -- -i \
-		--total-num-mbufs=32768 "${app[@]}" >"$WORK/$name.log" 2>&1
-}
-
-# run_testpmd NAME MAIN_LCORE "COMMANDS" ARGS...: testpmd fed COMMANDS.
-run_testpmd() {
-	local name=$1 main=$2 cmds=$3
-	shift 3
-	feed "$cmds" | testpmd "$name" "$main" "$@"
-}
-
-# wait_log FILE PATTERN: until FILE has a line matching PATTERN (60 s).
-wait_log() {
-	for _ in $(seq 600); do
-		grep -aq -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# rx_of LOG PORT: RX-packets of the last "Forward statistics for port PORT".
-rx_of() {
-	awk -v p="$2" '/Forward statistics for port/ { cur = ($NF == p || $(NF-1) == p) }
-		/Accumulated/ { cur = 0 } cur && /RX-packets:/ { v = $2 } END { print v + 0 }' "$1"
-}
-
-tx_of() {
-	awk -v p="$2" '/Forward statistics for port/ { cur = ($NF == p || $(NF-1) == p) }
-		/Accumulated/ { cur = 0 } cur && /TX-packets:/ { v = $2 } END { print v + 0 }' "$1"
-}
-
-vdev() { # vdev INDEX SOCK QUEUES
-	echo "--vdev=net_virtio_user$1,path=$2,queues=$3,queue_size=256"
-}
-
-# Frames keep circulating (io forwarding re-sends what arrives) only if
-# they come back: much more than the initial bursts must be received.
-check_loop() {
-	local name=$1 log=$2 port=$3 bursts=$4 rx tx
-	rx=$(rx_of "$log" "$port")
-	tx=$(tx_of "$log" "$port")
-	if [ "$rx" -gt $((bursts * 32 * 4)) ] && [ "$tx" -gt 0 ]; then
-		ok "$name (port $port: rx $rx, tx $tx)"
-	else
-		not_ok "$name (port $port: rx $rx, tx $tx)" \
-			"$(grep -a -E 'Error|error|fail|Fail' "$log" | head -5 | tr '\n' ' ')" \
-			"$(tail -25 "$log" | tr '\n' ' ')"
-	fi
-}
+WORK_TAG=testpmd
+. "$(dirname "$0")/testpmd_lib.sh"
 
 loopback() {
 	local q=$1 sock="$WORK/lo.sock"
@@ -182,16 +26,7 @@ loopback() {
 		--forward-mode=io --rxq="$q" --txq="$q"
 	check_loop "testpmd io loop through vhu-net --loopback $*, $q queue pair(s)" "$WORK/lo.log" 0 4
 	if stop_net; then ok "vhu-net exits 0 on SIGTERM"; else not_ok "vhu-net exits 0 on SIGTERM"; fi
-	# vhu-net's own counters agree: every frame it took it delivered.
-	local line tx rx
-	line=$(grep -a 'vhu-net0: tx' "$WORK/net.log" | tail -1)
-	tx=$(sed -n 's/.*: tx \([0-9]*\) .*/\1/p' <<<"$line")
-	rx=$(sed -n 's/.* rx \([0-9]*\) .*/\1/p' <<<"$line")
-	if [ -n "$tx" ] && [ "$tx" -gt 0 ] && [ "$tx" = "$rx" ]; then
-		ok "vhu-net counters: tx $tx = rx $rx"
-	else
-		not_ok "vhu-net counters" "$line"
-	fi
+	check_counters vhu-net0
 }
 
 peer() {
@@ -219,8 +54,8 @@ peer() {
 	feed "" >&8
 	exec 8>&-
 	wait "$rxpid"
-	rx1=$(rx_of "$WORK/rx.log" 0)
-	rx0=$(tx_of "$WORK/tx.log" 0)
+	rx1=$(stat_of "$WORK/rx.log" 0 RX)
+	rx0=$(stat_of "$WORK/tx.log" 0 TX)
 	if [ "$rx1" -gt 1000 ] && [ "$rx1" -le "$rx0" ]; then
 		ok "two testpmd processes: A txonly sent $rx0, B rxonly received $rx1"
 	else
@@ -240,5 +75,4 @@ peer) peer ;;
 	exit 2
 	;;
 esac
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

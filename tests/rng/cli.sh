@@ -8,80 +8,7 @@ set -u
 RNG=${1:?usage: cli.sh PATH/TO/vhu-rng}
 WORK=$(mktemp -d /tmp/vhu-rng-cli.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-n=0
-failed=0
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do
-		echo "# $line"
-	done
-}
-
-# expect_error NAME STATUS PATTERN -- CMD...: CMD exits with STATUS and its
-# stderr matches the extended regex PATTERN.
-expect_error() {
-	local name=$1 want=$2 pat=$3 rc
-	shift 4
-	"$@" >"$WORK/out" 2>"$WORK/err"
-	rc=$?
-	if [ "$rc" -eq "$want" ] && grep -Eq -- "$pat" "$WORK/err"; then
-		ok "$name"
-	else
-		not_ok "$name" "exit $rc (want $want), stderr: $(head -c 300 "$WORK/err")"
-	fi
-}
-
-# wait_listening PATH: a listening unix socket at PATH within 10 s.
-wait_listening() {
-	for _ in $(seq 100); do
-		awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix &&
-			return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# stop_with SIG: start the daemon, send SIG once it listens, expect exit 0
-# and the socket file removed.
-stop_with() {
-	local sig=$1 sock="$WORK/sock-$1" pid rc
-	"$RNG" --socket-path "$sock" 2>"$WORK/err-$sig" &
-	pid=$!
-	if ! wait_listening "$sock"; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		not_ok "SIG$sig stops cleanly" "never listened: $(cat "$WORK/err-$sig")"
-		return
-	fi
-	kill "-$sig" "$pid"
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid"
-		wait "$pid" 2>/dev/null
-		not_ok "SIG$sig stops cleanly" "still running 10 s after SIG$sig"
-		return
-	fi
-	wait "$pid"
-	rc=$?
-	if [ "$rc" -eq 0 ] && [ ! -e "$sock" ]; then
-		ok "SIG$sig stops cleanly"
-	else
-		not_ok "SIG$sig stops cleanly" "exit $rc, socket left: $([ -e "$sock" ] && echo yes || echo no)" \
-			"stderr: $(cat "$WORK/err-$sig")"
-	fi
-}
+. "$(dirname "$0")/../lib/tap.sh"
 
 # --help / --version
 if "$RNG" --help >"$WORK/out" 2>&1 && grep -q '^Usage: vhu-rng' "$WORK/out" &&
@@ -143,8 +70,7 @@ expect_error "--source missing" 1 "/nonexistent/rng: No such file or directory" 
 expect_error "--source a directory" 1 "Is a directory" -- "$RNG" --socket-path "$WORK/s" --source /
 expect_error "socket dir missing" 1 "cannot serve $WORK/nodir/s" -- "$RNG" --socket-path "$WORK/nodir/s"
 
-stop_with TERM
-stop_with INT
+stop_with TERM "SIGTERM stops cleanly" "$RNG" --socket-path "$WORK/sock-TERM"
+stop_with INT "SIGINT stops cleanly" "$RNG" --socket-path "$WORK/sock-INT"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

@@ -40,8 +40,8 @@ static inline int g_memfd(uint64_t size)
 	return fd;
 }
 
-/* One region of `size` bytes at gpa. uva = G_UVA_BASE + gpa. */
-static inline int guest_init(struct guest *g, uint64_t gpa, uint64_t size)
+/* The memfd of `size` bytes, mapped (no regions yet). */
+static inline int guest_map(struct guest *g, uint64_t size)
 {
 	memset(g, 0, sizeof(*g));
 	g->fd = g_memfd(size);
@@ -49,7 +49,13 @@ static inline int guest_init(struct guest *g, uint64_t gpa, uint64_t size)
 		return -1;
 	g->size = size;
 	g->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, g->fd, 0);
-	if (g->base == MAP_FAILED)
+	return g->base == MAP_FAILED ? -1 : 0;
+}
+
+/* One region of `size` bytes at gpa. uva = G_UVA_BASE + gpa. */
+static inline int guest_init(struct guest *g, uint64_t gpa, uint64_t size)
+{
+	if (guest_map(g, size))
 		return -1;
 	g->nreg = 1;
 	g->reg[0] = (struct vhu_mem_region_desc){gpa, size, G_UVA_BASE + gpa, 0};
@@ -62,13 +68,7 @@ static inline int guest_init2(struct guest *g, uint64_t gpa0, uint64_t gpa1, uin
 {
 	int fds[2];
 
-	memset(g, 0, sizeof(*g));
-	g->fd = g_memfd(size);
-	if (g->fd < 0)
-		return -1;
-	g->size = size;
-	g->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, g->fd, 0);
-	if (g->base == MAP_FAILED)
+	if (guest_map(g, size))
 		return -1;
 	g->nreg = 2;
 	g->reg[0] = (struct vhu_mem_region_desc){gpa0, size / 2, G_UVA_BASE + gpa0, 0};
@@ -248,6 +248,76 @@ static inline uint64_t efd_read(int fd)
 	if (read(fd, &v, sizeof(v)) != sizeof(v))
 		return 0;
 	return v;
+}
+
+/* A one-page dirty log (its bitmap covers 128 MiB of guest memory)
+ * attached to vr with VHOST_VRING_F_LOG set, as SET_LOG_BASE and
+ * SET_VRING_ADDR would.  0 or -1. */
+struct dlog {
+	int fd;
+	uint8_t *bm;
+	struct vhu_dirty *log;
+};
+
+static inline int dlog_attach(struct dlog *l, struct vhu_vring *vr)
+{
+	l->fd = g_memfd(4096);
+	l->bm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+	if (l->bm == MAP_FAILED || vhu_dirty_new(&l->log, l->fd, 4096, 0) != 0)
+		return -1;
+	vr->addr.flags = 1u << VHU_VRING_F_LOG;
+	atomic_store(&vr->dirty, l->log);
+	return 0;
+}
+
+/* Whether the page of gpa is marked dirty. */
+static inline int dlog_bit(const struct dlog *l, uint64_t gpa)
+{
+	return (l->bm[gpa / 4096 / 8] >> (gpa / 4096 % 8)) & 1;
+}
+
+static inline void dlog_detach(struct dlog *l, struct vhu_vring *vr)
+{
+	atomic_store(&vr->dirty, NULL);
+	vhu_dirty_free(l->log);
+	munmap(l->bm, 4096);
+	close(l->fd);
+}
+
+/* The device side of a notification race, as a device worker runs it:
+ * pop and push (length 0) every chain on vr, and sleep on kick (5 s at
+ * most) only when re-enabling notifications finds the ring still empty;
+ * until n chains are done.  *done counts them as they complete (the driver
+ * thread may read it).  Returns how often it slept. */
+static inline unsigned dev_serve_race(struct vhu_vring *vr, struct vhu_chain *c, int kick,
+                                      unsigned n, _Atomic unsigned *done)
+{
+	struct pollfd p = {.fd = kick, .events = POLLIN};
+	unsigned sleeps = 0;
+
+	while (atomic_load(done) < n) {
+		int ret;
+
+		vhu_vring_disable_notification(vr);
+		while ((ret = vhu_vring_pop(vr, c)) == 1) {
+			VT_EQ(vhu_vring_push(vr, c, 0), 0);
+			atomic_fetch_add(done, 1);
+		}
+		VT_EQ(ret, 0);
+		if (ret < 0)
+			break;
+		if (vhu_vring_enable_notification(vr))
+			continue;
+		if (atomic_load(done) == n)
+			break;
+		sleeps++;
+		if (poll(&p, 1, 5000) != 1) {
+			VT_CHECK(!"lost wake-up (no kick within 5 s)");
+			break;
+		}
+		efd_read(kick);
+	}
+	return sleeps;
 }
 
 #endif

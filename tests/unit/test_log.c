@@ -62,8 +62,16 @@ __attribute__((constructor)) static void log_env_child(void)
 static int run_child(const char *env, int expect)
 {
 	int st;
-	pid_t p = fork();
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	pid_t p;
 
+	/* Resolve the path first: under valgrind, exec of /proc/self/exe
+	 * would start valgrind's tool binary, readlink gives the test's. */
+	if (n <= 0)
+		return -1;
+	exe[n] = 0;
+	p = fork();
 	if (p == 0) {
 		char e[8];
 		snprintf(e, sizeof(e), "%d", expect);
@@ -72,7 +80,7 @@ static int run_child(const char *env, int expect)
 			setenv("VHU_LOG", env, 1);
 		else
 			unsetenv("VHU_LOG");
-		execl("/proc/self/exe", "log-child", (char *)NULL);
+		execl(exe, "log-child", (char *)NULL);
 		_exit(127);
 	}
 	if (p < 0 || waitpid(p, &st, 0) != p)

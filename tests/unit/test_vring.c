@@ -711,34 +711,15 @@ static void notify_race(uint64_t features)
 	struct rig r;
 	struct race ra;
 	pthread_t t;
-	unsigned done = 0, sleeps = 0;
-	struct pollfd p;
+	_Atomic unsigned done = 0;
+	unsigned sleeps;
 
 	VT_REQUIRE(rig_init(&r, 8, features) == 0);
 	for (uint16_t i = 0; i < 8; i++)
 		drv_desc(&r.a, i, BUF(i), 8, TD_WRITE, 0);
 	ra = (struct race){&r, efd(), 20000, 0};
-	p = (struct pollfd){.fd = ra.kick, .events = POLLIN};
 	VT_REQUIRE(pthread_create(&t, NULL, race_driver, &ra) == 0);
-	while (done < ra.n) {
-		int ret;
-		vhu_vring_disable_notification(&r.va);
-		while ((ret = pop(&r)) == 1) {
-			VT_EQ(vhu_vring_push(&r.va, &r.c, 0), 0);
-			done++;
-		}
-		VT_EQ(ret, 0);
-		if (vhu_vring_enable_notification(&r.va))
-			continue;
-		if (done == ra.n)
-			break;
-		sleeps++;
-		if (poll(&p, 1, 5000) != 1) {
-			VT_CHECK(!"lost wake-up (no kick within 5 s)");
-			break;
-		}
-		efd_read(ra.kick);
-	}
+	sleeps = dev_serve_race(&r.va, &r.c, ra.kick, ra.n, &done);
 	pthread_join(t, NULL);
 	fprintf(stderr, "# device slept %u times for %u requests\n", sleeps, ra.n);
 	VT_EQ(ra.ret, 0);
@@ -762,44 +743,34 @@ VT_CASE(notification_race_no_lost_kick_event_idx)
 VT_CASE(dirty_log_used_ring_and_buffers)
 {
 	struct rig r;
-	int fd = g_memfd(4096);
-	uint8_t *bm;
-	struct vhu_dirty *log;
+	struct dlog dl;
 	uint64_t page_used, pb;
 
 	VT_REQUIRE(rig_init(&r, 8, F_BASE | VHU_BIT(VHU_F_LOG_ALL)) == 0);
-	bm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	VT_REQUIRE(vhu_dirty_new(&log, fd, 4096, 0) == 0);
-	r.va.addr.flags = 1u << VHU_VRING_F_LOG;
-	atomic_store(&r.va.dirty, log);
+	VT_REQUIRE(dlog_attach(&dl, &r.va) == 0);
 	/* writable part: 3 pages + 100 bytes starting mid-page */
 	drv_desc(&r.a, 0, BUF(0), 16, TD_NEXT, 1);
 	drv_desc(&r.a, 1, BUF(4) + 2048, 3 * 4096 + 100, TD_WRITE, 0);
 	drv_publish(&r.a, 0);
 	VT_EQ(pop(&r), 1);
 	VT_EQ(vhu_vring_push(&r.va, &r.c, 4096), 0); /* covers pages 4 and 5 only */
-#define BIT(gpa) ((bm[(gpa) / 4096 / 8] >> ((gpa) / 4096 % 8)) & 1)
 	page_used = r.a.used_gpa;
-	VT_EQ(BIT(page_used), 1);
+	VT_EQ(dlog_bit(&dl, page_used), 1);
 	pb = BUF(4);
-	VT_EQ(BIT(BUF(0)), 0); /* readable: not logged */
-	VT_EQ(BIT(pb), 1);
-	VT_EQ(BIT(pb + 4096), 1);
-	VT_EQ(BIT(pb + 2 * 4096), 0); /* not written */
-	VT_EQ(BIT(pb + 3 * 4096), 0);
+	VT_EQ(dlog_bit(&dl, BUF(0)), 0); /* readable: not logged */
+	VT_EQ(dlog_bit(&dl, pb), 1);
+	VT_EQ(dlog_bit(&dl, pb + 4096), 1);
+	VT_EQ(dlog_bit(&dl, pb + 2 * 4096), 0); /* not written */
+	VT_EQ(dlog_bit(&dl, pb + 3 * 4096), 0);
 	/* without VHOST_VRING_F_LOG the used ring is not logged */
-	memset(bm, 0, 4096);
+	memset(dl.bm, 0, 4096);
 	r.va.addr.flags = 0;
 	drv_publish(&r.a, 0);
 	VT_EQ(pop(&r), 1);
 	VT_EQ(vhu_vring_push(&r.va, &r.c, 1), 0);
-	VT_EQ(BIT(page_used), 0);
-	VT_EQ(BIT(pb), 1);
-#undef BIT
-	atomic_store(&r.va.dirty, NULL);
-	vhu_dirty_free(log);
-	munmap(bm, 4096);
-	close(fd);
+	VT_EQ(dlog_bit(&dl, page_used), 0);
+	VT_EQ(dlog_bit(&dl, pb), 1);
+	dlog_detach(&dl, &r.va);
 	rig_fini(&r);
 }
 

@@ -1178,36 +1178,14 @@ static void notify_race(uint64_t features, uint16_t num)
 	struct rig r;
 	struct race ra;
 	pthread_t t;
-	unsigned done = 0, sleeps = 0;
-	struct pollfd p;
+	unsigned done, sleeps;
 
 	VT_REQUIRE(rig_init(&r, num, features) == 0);
 	ra = (struct race){&r, efd(), 20000, 0, 0};
-	p = (struct pollfd){.fd = ra.kick, .events = POLLIN};
 	VT_REQUIRE(pthread_create(&t, NULL, race_driver, &ra) == 0);
-	while (done < ra.n) {
-		int ret;
-
-		vhu_vring_disable_notification(&r.va);
-		while ((ret = pop(&r)) == 1) {
-			VT_EQ(vhu_vring_push(&r.va, &r.c, 0), 0);
-			atomic_store(&ra.completed, ++done);
-		}
-		VT_EQ(ret, 0);
-		if (ret < 0)
-			break;
-		if (vhu_vring_enable_notification(&r.va))
-			continue;
-		if (done == ra.n)
-			break;
-		sleeps++;
-		if (poll(&p, 1, 5000) != 1) {
-			VT_CHECK(!"lost wake-up (no kick within 5 s)");
-			break;
-		}
-		efd_read(ra.kick);
-	}
+	sleeps = dev_serve_race(&r.va, &r.c, ra.kick, ra.n, &ra.completed);
 	pthread_join(t, NULL);
+	done = atomic_load(&ra.completed);
 	fprintf(stderr, "# device slept %u times for %u requests\n", sleeps, ra.n);
 	VT_EQ(ra.ret, 0);
 	VT_EQ(done, ra.n);
@@ -1230,38 +1208,28 @@ VT_CASE(notification_race_no_lost_kick_event_idx)
 VT_CASE(dirty_log_used_descriptors_and_buffers)
 {
 	struct rig r;
-	int fd = g_memfd(4096);
-	uint8_t *bm;
-	struct vhu_dirty *log;
+	struct dlog dl;
 	struct tbuf b[2] = {{BUF(0), 16, 0}, {BUF(4) + 2048, 3 * 4096 + 100, TD_WRITE}};
 
 	VT_REQUIRE(rig_init(&r, 8, F_EVIDX | VHU_BIT(VHU_F_LOG_ALL)) == 0);
-	bm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	VT_REQUIRE(vhu_dirty_new(&log, fd, 4096, 0) == 0);
-	r.va.addr.flags = 1u << VHU_VRING_F_LOG;
-	atomic_store(&r.va.dirty, log);
+	VT_REQUIRE(dlog_attach(&dl, &r.va) == 0);
 	pdrv_add(&r.a, b, 2, 0);
 	VT_EQ(pop(&r), 1);
 	VT_EQ(vhu_vring_push(&r.va, &r.c, 4096), 0); /* covers pages 4 and 5 only */
-#define BIT(gpa) ((bm[(gpa) / 4096 / 8] >> ((gpa) / 4096 % 8)) & 1)
-	VT_EQ(BIT(r.a.ring_gpa), 1); /* the used descriptor (and event areas) */
-	VT_EQ(BIT(BUF(0)), 0);       /* readable: not logged */
-	VT_EQ(BIT(BUF(4)), 1);
-	VT_EQ(BIT(BUF(5)), 1);
-	VT_EQ(BIT(BUF(6)), 0); /* not written */
-	VT_EQ(BIT(BUF(7)), 0);
+	VT_EQ(dlog_bit(&dl, r.a.ring_gpa), 1);       /* the used descriptor (and event areas) */
+	VT_EQ(dlog_bit(&dl, BUF(0)), 0);             /* readable: not logged */
+	VT_EQ(dlog_bit(&dl, BUF(4)), 1);
+	VT_EQ(dlog_bit(&dl, BUF(5)), 1);
+	VT_EQ(dlog_bit(&dl, BUF(6)), 0); /* not written */
+	VT_EQ(dlog_bit(&dl, BUF(7)), 0);
 	/* without VHOST_VRING_F_LOG the ring is not logged, buffers are */
-	memset(bm, 0, 4096);
+	memset(dl.bm, 0, 4096);
 	r.va.addr.flags = 0;
 	pdrv_add(&r.a, b, 2, 1);
 	VT_EQ(pop(&r), 1);
 	VT_EQ(vhu_vring_push(&r.va, &r.c, 1), 0);
-	VT_EQ(BIT(r.a.ring_gpa), 0);
-	VT_EQ(BIT(BUF(4)), 1);
-#undef BIT
-	atomic_store(&r.va.dirty, NULL);
-	vhu_dirty_free(log);
-	munmap(bm, 4096);
-	close(fd);
+	VT_EQ(dlog_bit(&dl, r.a.ring_gpa), 0);
+	VT_EQ(dlog_bit(&dl, BUF(4)), 1);
+	dlog_detach(&dl, &r.va);
 	rig_fini(&r);
 }
