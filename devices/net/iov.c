@@ -24,12 +24,14 @@ size_t net_iov_copy(const struct iovec *dst, unsigned ndst, size_t dst_off, cons
 {
 	size_t di, si, done = 0;
 
-	/* Fast path: both ranges inside the first iovec (headers, small
+	/* Both sides are guest memory the guest chose: they may overlap, so
+	 * memmove (same cost as memcpy when they don't).
+	 * Fast path: both ranges inside the first iovec (headers, small
 	 * frames in one buffer). */
 	if (ndst && nsrc && dst_off <= dst[0].iov_len && len <= dst[0].iov_len - dst_off &&
 	    src_off <= src[0].iov_len && len <= src[0].iov_len - src_off) {
-		memcpy((uint8_t *)dst[0].iov_base + dst_off,
-		       (const uint8_t *)src[0].iov_base + src_off, len);
+		memmove((uint8_t *)dst[0].iov_base + dst_off,
+		        (const uint8_t *)src[0].iov_base + src_off, len);
 		return len;
 	}
 	unsigned d = iov_seek(dst, ndst, dst_off, &di);
@@ -41,7 +43,7 @@ size_t net_iov_copy(const struct iovec *dst, unsigned ndst, size_t dst_off, cons
 			n = dst[d].iov_len - di;
 		if (n > src[s].iov_len - si)
 			n = src[s].iov_len - si;
-		memcpy((uint8_t *)dst[d].iov_base + di, (const uint8_t *)src[s].iov_base + si, n);
+		memmove((uint8_t *)dst[d].iov_base + di, (const uint8_t *)src[s].iov_base + si, n);
 		done += n;
 		di += n;
 		si += n;
