@@ -93,12 +93,12 @@ struct vhu_backend_ops {
 	 * the epoll event mask. vrings are all queues of the connection.
 	 * Return 0 or -errno (logged; the worker goes on). Required. */
 	int (*handle_event)(void *dev, uint16_t device_event, uint32_t evset,
-			    struct vhu_vring **vrings, unsigned nvrings, unsigned thread_id);
+	                    struct vhu_vring **vrings, unsigned nvrings, unsigned thread_id);
 	/* [h][write] SET_DEVICE_STATE_FD: transfer state through `fd` (device
 	 * takes ownership on success). May set *reply_fd to an fd the library
 	 * sends back and closes. Default: -ENOTSUP. */
 	int (*set_device_state_fd)(void *dev, enum vhu_state_direction dir,
-				   enum vhu_state_phase phase, int fd, int *reply_fd);
+	                           enum vhu_state_phase phase, int fd, int *reply_fd);
 	/* [h][read] Result of the last state transfer. Default: -ENOTSUP. */
 	int (*check_device_state)(void *dev);
 };

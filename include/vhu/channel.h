@@ -22,7 +22,7 @@ struct vhu_channel;
  * the front end is gone).
  */
 int vhu_channel_request(struct vhu_channel *ch, uint32_t request, const void *payload,
-			uint32_t size, const int *fds, unsigned nfds);
+                        uint32_t size, const int *fds, unsigned nfds);
 
 /* Config space changed (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG). */
 int vhu_channel_config_changed(struct vhu_channel *ch);

@@ -20,8 +20,8 @@ extern "C" {
 struct vhu_daemon;
 
 struct vhu_daemon_config {
-	const char *name;			/* for logs; may be NULL */
-	enum vhu_lock_mode lock;		/* how device callbacks are serialised */
+	const char *name;                     /* for logs; may be NULL */
+	enum vhu_lock_mode lock;              /* how device callbacks are serialised */
 	enum vhu_vring_flavour vring_flavour; /* VringState/Mutex/RwLock */
 	/* Adaptive polling: after work, a worker polls its rings for up to
 	 * poll_us microseconds with notifications off before sleeping on the
@@ -40,7 +40,7 @@ struct vhu_daemon_config {
  * queues_per_thread masks), -ENOMEM, or another -errno.  Thread: any.
  */
 int vhu_daemon_new(struct vhu_daemon **out, const struct vhu_backend_ops *ops, void *dev,
-		   const struct vhu_daemon_config *cfg);
+                   const struct vhu_daemon_config *cfg);
 
 /*
  * Bind a listening socket at `path` (refusing, with -EADDRINUSE, a path
@@ -78,7 +78,7 @@ void vhu_daemon_free(struct vhu_daemon *d);
  * Returns 0, -EINVAL, -EEXIST or -errno from epoll_ctl. Thread: any.
  */
 int vhu_daemon_add_listener(struct vhu_daemon *d, unsigned thread, int fd, uint32_t events,
-			    uint16_t id);
+                            uint16_t id);
 int vhu_daemon_del_listener(struct vhu_daemon *d, unsigned thread, int fd);
 
 /* Number of worker threads (entries of queues_per_thread). */

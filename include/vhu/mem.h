@@ -37,8 +37,7 @@ void vhu_mem_unref(struct vhu_mem *mem);
 
 /* Number of regions and a copy of region i (0 <= i < count). */
 unsigned vhu_mem_region_count(const struct vhu_mem *mem);
-int vhu_mem_region_get(const struct vhu_mem *mem, unsigned i,
-		       struct vhu_mem_region_info *out);
+int vhu_mem_region_get(const struct vhu_mem *mem, unsigned i, struct vhu_mem_region_info *out);
 
 /*
  * Translate [gpa, gpa+len) to a host pointer.  Succeeds only if the whole
@@ -61,8 +60,8 @@ int vhu_mem_hva_to_gpa(const struct vhu_mem *mem, const void *hva, uint64_t *gpa
  * Returns the number of iovecs used, -EFAULT if any byte is unmapped or the
  * range wraps, -ENOBUFS if more than max iovecs would be needed.
  */
-int vhu_mem_gpa_to_iov(const struct vhu_mem *mem, uint64_t gpa, uint64_t len,
-		       struct iovec *iov, unsigned max);
+int vhu_mem_gpa_to_iov(const struct vhu_mem *mem, uint64_t gpa, uint64_t len, struct iovec *iov,
+                       unsigned max);
 
 /* Copy between guest memory and a local buffer; 0 or -EFAULT. */
 int vhu_mem_read(const struct vhu_mem *mem, uint64_t gpa, void *buf, size_t len);

@@ -105,34 +105,34 @@ enum vhu_protocol_feature {
 #define VHU_BIT(n) (1ULL << (n))
 
 /* Virtio / vhost feature bits the library itself acts on. */
-#define VHU_F_NOTIFY_ON_EMPTY 24
-#define VHU_F_LOG_ALL 26 /* VHOST_F_LOG_ALL */
-#define VHU_F_ANY_LAYOUT 27
+#define VHU_F_NOTIFY_ON_EMPTY    24
+#define VHU_F_LOG_ALL            26 /* VHOST_F_LOG_ALL */
+#define VHU_F_ANY_LAYOUT         27
 #define VHU_F_RING_INDIRECT_DESC 28
-#define VHU_F_RING_EVENT_IDX 29
-#define VHU_F_PROTOCOL_FEATURES 30 /* VHOST_USER_F_PROTOCOL_FEATURES */
-#define VHU_F_VERSION_1 32
-#define VHU_F_ACCESS_PLATFORM 33
-#define VHU_F_RING_PACKED 34
-#define VHU_F_IN_ORDER 35
+#define VHU_F_RING_EVENT_IDX     29
+#define VHU_F_PROTOCOL_FEATURES  30 /* VHOST_USER_F_PROTOCOL_FEATURES */
+#define VHU_F_VERSION_1          32
+#define VHU_F_ACCESS_PLATFORM    33
+#define VHU_F_RING_PACKED        34
+#define VHU_F_IN_ORDER           35
 
 /* Header flags. */
-#define VHU_HDR_VERSION 0x1u
+#define VHU_HDR_VERSION      0x1u
 #define VHU_HDR_VERSION_MASK 0x3u
-#define VHU_HDR_REPLY (1u << 2)
-#define VHU_HDR_NEED_REPLY (1u << 3)
+#define VHU_HDR_REPLY        (1u << 2)
+#define VHU_HDR_NEED_REPLY   (1u << 3)
 
 /* Limits. */
-#define VHU_MAX_FDS 8 /* fds one message may carry */
-#define VHU_MEM_BASELINE_REGIONS 8 /* regions in SET_MEM_TABLE */
-#define VHU_MAX_MEM_SLOTS 509 /* with CONFIGURE_MEM_SLOTS */
-#define VHU_MAX_CONFIG_SIZE 256
-#define VHU_MAX_PAYLOAD 4096 /* largest payload any request may carry */
-#define VHU_MAX_QUEUES 256
-#define VHU_MAX_QUEUE_SIZE 32768
+#define VHU_MAX_FDS              8   /* fds one message may carry */
+#define VHU_MEM_BASELINE_REGIONS 8   /* regions in SET_MEM_TABLE */
+#define VHU_MAX_MEM_SLOTS        509 /* with CONFIGURE_MEM_SLOTS */
+#define VHU_MAX_CONFIG_SIZE      256
+#define VHU_MAX_PAYLOAD          4096 /* largest payload any request may carry */
+#define VHU_MAX_QUEUES           256
+#define VHU_MAX_QUEUE_SIZE       32768
 
 /* VRING_KICK/CALL/ERR u64 payload: index and "no fd" flag. */
-#define VHU_VRING_IDX_MASK 0xffu
+#define VHU_VRING_IDX_MASK  0xffu
 #define VHU_VRING_NOFD_MASK (1u << 8)
 
 /* SET_VRING_ADDR flags. */

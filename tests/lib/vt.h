@@ -30,7 +30,7 @@ extern int vt_failed_checks;
 
 #define VT_CASE(name)                                                                              \
 	static void vt_case_##name(void);                                                          \
-	__attribute__((constructor)) static void vt_reg_##name(void)                              \
+	__attribute__((constructor)) static void vt_reg_##name(void)                               \
 	{                                                                                          \
 		if (vt_ncases < VT_MAX_CASES)                                                      \
 			vt_cases[vt_ncases++] = (struct vt_case){#name, vt_case_##name};           \
@@ -50,7 +50,7 @@ extern int vt_failed_checks;
 		long long vt_a_ = (long long)(a), vt_b_ = (long long)(b);                          \
 		if (vt_a_ != vt_b_) {                                                              \
 			fprintf(stderr, "# %s:%d: %s == %s failed: %lld != %lld\n", __FILE__,      \
-				__LINE__, #a, #b, vt_a_, vt_b_);                                   \
+			        __LINE__, #a, #b, vt_a_, vt_b_);                                   \
 			vt_failed_checks++;                                                        \
 		}                                                                                  \
 	} while (0)

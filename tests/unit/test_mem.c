@@ -303,12 +303,12 @@ VT_CASE(duplicate_add_is_counted)
 	VT_EQ(GUEST_MAPS(), maps + 1);
 	VT_EQ(vhu_mem_add(&x, a, &r0, fd), 1); /* duplicate: counted */
 	VT_CHECK(x == NULL);
-	VT_EQ(GUEST_MAPS(), maps + 1);         /* not mapped again */
+	VT_EQ(GUEST_MAPS(), maps + 1);                    /* not mapped again */
 	VT_EQ(vhu_mem_add(&x, a, &shifted, fd), -EINVAL); /* same gpa, other offset */
-	VT_EQ(vhu_mem_remove(&x, a, &rm), 1);  /* first remove: still there */
+	VT_EQ(vhu_mem_remove(&x, a, &rm), 1);             /* first remove: still there */
 	VT_CHECK(x == NULL);
 	VT_CHECK(vhu_mem_gpa_to_hva(a, 0, MB) != NULL);
-	VT_EQ(vhu_mem_remove(&b, a, &rm), 0);  /* last remove: new snapshot */
+	VT_EQ(vhu_mem_remove(&b, a, &rm), 0); /* last remove: new snapshot */
 	VT_EQ(vhu_mem_region_count(b), 0);
 	vhu_mem_unref(a);
 	vhu_mem_unref(b);
