@@ -22,7 +22,7 @@ loopback() {
 	local q=$1 sock="$WORK/lo.sock"
 	shift
 	start_net --loopback -q "$q" "$@" -s "$sock" || { not_ok "vhu-net --loopback starts"; return; }
-	run_testpmd lo 0 "start tx_first 4;sleep $RUN_S;stop" "$(vdev 0 "$sock" "$q")" -- \
+	run_testpmd lo 0 "start tx_first 4;forwarding;sleep $RUN_S;stop" "$(vdev 0 "$sock" "$q")" -- \
 		--forward-mode=io --rxq="$q" --txq="$q"
 	check_loop "testpmd io loop through vhu-net --loopback $*, $q queue pair(s)" "$WORK/lo.log" 0 4
 	if stop_net; then ok "vhu-net exits 0 on SIGTERM"; else not_ok "vhu-net exits 0 on SIGTERM"; fi
@@ -33,7 +33,7 @@ peer() {
 	local a="$WORK/a.sock" b="$WORK/b.sock" rx0 rx1
 	start_net --peer -s "$a" -s "$b" || { not_ok "vhu-net --peer starts"; return; }
 	# One testpmd, two ports, one on each end of the cable.
-	run_testpmd two 0 "start tx_first 4;sleep $RUN_S;stop" "$(vdev 0 "$a" 1)" "$(vdev 1 "$b" 1)" -- \
+	run_testpmd two 0 "start tx_first 4;forwarding;sleep $RUN_S;stop" "$(vdev 0 "$a" 1)" "$(vdev 1 "$b" 1)" -- \
 		--forward-mode=io
 	check_loop "testpmd io forwarding across vhu-net --peer" "$WORK/two.log" 0 4
 	check_loop "testpmd io forwarding across vhu-net --peer" "$WORK/two.log" 1 4
@@ -48,7 +48,7 @@ peer() {
 	printf 'set fwd rxonly\nstart\n' >&8
 	wait_log "$WORK/rx.log" "rxonly packet forwarding - ports" ||
 		echo "# testpmd B did not start forwarding: $(tail -5 "$WORK/rx.log" | tr '\n' ' ')"
-	run_testpmd tx 0 "set fwd txonly;start;sleep $RUN_S;stop" "$(vdev 0 "$a" 1)" --
+	run_testpmd tx 0 "set fwd txonly;start;forwarding;sleep $RUN_S;stop" "$(vdev 0 "$a" 1)" --
 	sleep 1
 	printf 'stop\n' >&8
 	feed "" >&8

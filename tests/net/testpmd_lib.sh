@@ -58,13 +58,21 @@ stop_net() {
 	return $rc
 }
 
-# feed "COMMANDS": print testpmd commands (";"-separated; "sleep N" pauses),
-# then quit.
+# feed "COMMANDS" [LOG]: print testpmd commands (";"-separated; "sleep N"
+# pauses), then quit.  "forwarding" waits until LOG shows that testpmd
+# started forwarding: the commands are written into a pipe at once, and a
+# testpmd that takes longer than RUN_S to initialise (a loaded machine)
+# would otherwise read "start" and "stop" back to back and forward for a
+# few milliseconds only.
 feed() {
 	local IFS=';' c
 	for c in $1; do
 		case "$c" in
 		sleep*) sleep "${c#sleep }" ;;
+		forwarding)
+			wait_log "$2" "packet forwarding - ports" ||
+				echo "# testpmd did not start forwarding: $(tail -5 "$2" | tr '\n' ' ')" >&2
+			;;
 		*) echo "$c" ;;
 		esac
 	done
@@ -91,11 +99,12 @@ testpmd() {
 		--total-num-mbufs=32768 "${app[@]}" >"$WORK/$name.log" 2>&1
 }
 
-# run_testpmd NAME MAIN_LCORE "COMMANDS" ARGS...: testpmd fed COMMANDS.
+# run_testpmd NAME MAIN_LCORE "COMMANDS" ARGS...: testpmd fed COMMANDS
+# (see feed; its LOG is NAME's).
 run_testpmd() {
 	local name=$1 main=$2 cmds=$3
 	shift 3
-	feed "$cmds" | testpmd "$name" "$main" "$@"
+	feed "$cmds" "$WORK/$name.log" | testpmd "$name" "$main" "$@"
 }
 
 # wait_log FILE PATTERN: until FILE has a line matching PATTERN (60 s).

@@ -22,7 +22,7 @@ WORK_TAG=packed
 run_io() {
 	local name=$1
 	shift
-	run_testpmd "$name" 0 "start tx_first 4;sleep $RUN_S;stop" \
+	run_testpmd "$name" 0 "start tx_first 4;forwarding;sleep $RUN_S;stop" \
 		--log-level="pmd.net.virtio.*,info" "$@" --forward-mode=io
 }
 
