@@ -42,10 +42,10 @@
 struct vhu_mem_region {
 	atomic_uint refs; /* shared between snapshots */
 	uint64_t gpa, size, uva, mmap_offset;
-	void *map;	   /* mmap() result */
-	size_t map_size;   /* mmap length (size + mmap_offset) */
-	uint8_t *hva;	   /* map + mmap_offset */
-	unsigned adds;	   /* ADD_MEM_REGIONs of this exact region (handler only) */
+	void *map;       /* mmap() result */
+	size_t map_size; /* mmap length (size + mmap_offset) */
+	uint8_t *hva;    /* map + mmap_offset */
+	unsigned adds;   /* ADD_MEM_REGIONs of this exact region (handler only) */
 };
 
 struct vhu_mem {
@@ -60,7 +60,7 @@ void *vhu_mem_gpa_find(const struct vhu_mem *mem, uint64_t gpa, uint64_t len, un
 /* Data-path gpa -> hva: [gpa, gpa+len) inside one region, or NULL.  *hint
  * caches the region index of the last hit (any value is safe). */
 static inline void *vhu_mem_gpa_hint(const struct vhu_mem *mem, uint64_t gpa, uint64_t len,
-				     unsigned *hint)
+                                     unsigned *hint)
 {
 	unsigned h = *hint;
 
@@ -77,18 +77,18 @@ static inline void *vhu_mem_gpa_hint(const struct vhu_mem *mem, uint64_t gpa, ui
 /* vhu_mem_gpa_to_iov() with a region hint; iov may be NULL (then only
  * validates and counts, max ignored). */
 int vhu_mem_gpa_to_iov_hint(const struct vhu_mem *mem, uint64_t gpa, uint64_t len,
-			    struct iovec *iov, unsigned max, unsigned *hint);
+                            struct iovec *iov, unsigned max, unsigned *hint);
 /* vhu_mem_hva_to_gpa() trying region *hint first. */
 int vhu_mem_hva_to_gpa_hint(const struct vhu_mem *mem, const void *hva, uint64_t *gpa,
-			    unsigned *hint);
+                            unsigned *hint);
 
 /* Empty snapshot (no regions). */
 struct vhu_mem *vhu_mem_new_empty(void);
 /* Map `n` regions from SET_MEM_TABLE (fds borrowed, not closed).  Rejects
  * zero sizes, gpa/uva/offset overflow, overlapping gpa or uva ranges,
  * bad fds.  On failure nothing stays mapped.  0 or -errno. */
-int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d,
-		      const int *fds, unsigned n);
+int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d, const int *fds,
+                      unsigned n);
 /* New snapshot = old + one region (fd borrowed). -ENOSPC past
  * VHU_MAX_MEM_SLOTS, -EINVAL on overlap/overflow.  Returns 1 without a new
  * snapshot when old already has this exact region (same gpa, size, uva and
@@ -96,12 +96,12 @@ int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d,
  * socket (one per net queue pair), and removes them as many times, so the
  * region counts its adds. */
 int vhu_mem_add(struct vhu_mem **out, const struct vhu_mem *old,
-		const struct vhu_mem_region_desc *d, int fd);
+                const struct vhu_mem_region_desc *d, int fd);
 /* New snapshot = old - the region matching gpa and size (uva may be 0 as
  * QEMU sends it).  -ENOENT if none matches; 1 without a new snapshot if
  * the region was added more than once (one add is dropped). */
 int vhu_mem_remove(struct vhu_mem **out, const struct vhu_mem *old,
-		   const struct vhu_mem_region_desc *d);
+                   const struct vhu_mem_region_desc *d);
 
 /* ---- log.c: dirty-page bitmap for migration --------------------------- */
 
@@ -135,8 +135,8 @@ struct vhu_inflight {
 int vhu_inflight_create(struct vhu_inflight **out, uint16_t nq, uint16_t qsize);
 /* SET_INFLIGHT_FD: map the region the front end kept (fd: ownership taken
  * on success).  Validates size against nq/qsize. */
-int vhu_inflight_set(struct vhu_inflight **out, int fd, uint64_t size, uint64_t offset,
-		     uint16_t nq, uint16_t qsize);
+int vhu_inflight_set(struct vhu_inflight **out, int fd, uint64_t size, uint64_t offset, uint16_t nq,
+                     uint16_t qsize);
 void vhu_inflight_free(struct vhu_inflight *inf);
 /* Start of queue q's area, or NULL. */
 void *vhu_inflight_queue(struct vhu_inflight *inf, unsigned q);
@@ -166,9 +166,9 @@ struct vhu_vring {
 	unsigned thread;   /* worker that serves it */
 
 	/* Shared context (set by the handler; read by the data path). */
-	struct vhu_mem *_Atomic mem;	    /* current snapshot, borrowed */
-	struct vhu_dirty *_Atomic dirty;    /* NULL unless LOG_ALL + log base */
-	void *inflight;			    /* queue area in the inflight region */
+	struct vhu_mem *_Atomic mem;     /* current snapshot, borrowed */
+	struct vhu_dirty *_Atomic dirty; /* NULL unless LOG_ALL + log base */
+	void *inflight;                  /* queue area in the inflight region */
 
 	/* Data-path state, owned by vring.c / vring_split.c. */
 	const struct vhu_vring_ops *ops;
@@ -180,8 +180,8 @@ struct vhu_vring {
 	bool signalled_used_valid;
 	bool event_idx;
 	bool notify_disabled;
-	uint16_t inuse;	      /* popped, not yet pushed */
-	uint16_t *resubmit;   /* inflight heads to hand out again, or NULL */
+	uint16_t inuse;     /* popped, not yet pushed */
+	uint16_t *resubmit; /* inflight heads to hand out again, or NULL */
 	uint16_t nresubmit, resubmit_pos;
 	uint64_t inflight_counter;
 	unsigned region_hint; /* last region hit (translation cache) */

@@ -327,16 +327,6 @@ static int split_pop(struct vhu_vring *vr, struct vhu_chain *c)
 	if (vr->avail_pops < vr->num)
 		vr->avail_pops++;
 	mark_popped(vr, head, true);
-	if (vr->last_avail_idx != vr->shadow_avail_idx) {
-		/* The next chain is known to be there: start fetching its first
-		 * descriptor (last written by the driver's CPU) while this one
-		 * is mapped.  Only a hint: pop reads and checks it again. */
-		uint16_t next = __atomic_load_n(&avail(vr)->ring[vr->last_avail_idx &
-		                                                 (uint16_t)(vr->num - 1)],
-		                                __ATOMIC_RELAXED);
-		if (next < vr->num)
-			__builtin_prefetch((const uint8_t *)vr->desc + 16 * (size_t)next);
-	}
 	if (vr->event_idx && !vr->notify_disabled) {
 		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
 		log_used(vr, vhu_vring_dirty(vr), 4 + 8 * (uint64_t)vr->num, 2);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The virtio-blk device: libvhu operations, config space, worker threads and
- * the per-queue request loop (pop all, submit once, complete, push, notify
- * once).
+ * the per-queue request loop (pop all, submit once, complete; completions
+ * are pushed in batches of BLK_PUSH_BATCH, each batch and the end notified).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -213,10 +213,15 @@ void blk_req_finish(struct blk_req *r)
 	q->done[q->ndone] = r;
 	q->done_chain[q->ndone] = &r->chain;
 	q->done_written[q->ndone++] = written;
-	/* A long batch tells the driver part-way (EVENT_IDX permitting), so
-	 * that it refills the ring while the rest is processed instead of the
-	 * two sides taking turns (docs/performance.md, "What changed"). */
-	if (q->ndone == BLK_PUSH_BATCH) {
+	/* Without polling, a long batch tells the driver part-way (EVENT_IDX
+	 * permitting), so that it refills the ring while the rest is
+	 * processed and the worker finds new chains instead of sleeping.  A
+	 * polling worker does not sleep; it publishes every completion at
+	 * once, which keeps a concurrently draining driver awake (fewer
+	 * calls).  Measurements: docs/performance.md, "What changed". */
+	if (d->polling) {
+		blk_queue_flush(q);
+	} else if (q->ndone == BLK_PUSH_BATCH) {
 		blk_queue_flush(q);
 		q->need_notify = false;
 		vhu_vring_notify(q->vr);
@@ -238,24 +243,11 @@ static void start_req(struct blk_dev *d, struct blk_queue *q, struct blk_req *r)
 	d->engine->submit(q->w, r);
 }
 
-static void prefetch_req(const struct blk_req *r)
-{
-	const struct vhu_chain *c = &r->chain;
-	if (c->out_num)
-		__builtin_prefetch(c->iov[0].iov_base);
-	if (c->in_num) {
-		const struct iovec *v = &c->iov[c->out_num + c->in_num - 1];
-		if (v->iov_len)
-			__builtin_prefetch((const uint8_t *)v->iov_base + v->iov_len - 1, 1);
-	}
-}
-
 /* Pop everything available (as far as slots last), then submit once. */
 static void process_queue(struct blk_dev *d, struct blk_queue *q)
 {
 	struct vhu_mem *mem = vhu_vring_mem(q->vr);
 	unsigned gen = atomic_load(&d->gen), started = 0;
-	struct blk_req *prev = NULL;
 	if (!mem)
 		return; /* ring being torn down */
 	for (;;) {
@@ -289,15 +281,8 @@ static void process_queue(struct blk_dev *d, struct blk_queue *q)
 		if (!d->engine->sync)
 			r->mem = vhu_mem_ref(mem);
 		started++;
-		/* Start the previous request while r's header and status
-		 * byte (last written by the driver's CPU) are fetched. */
-		prefetch_req(r);
-		if (prev)
-			start_req(d, q, prev);
-		prev = r;
+		start_req(d, q, r);
 	}
-	if (prev)
-		start_req(d, q, prev);
 	d->engine->kick(q->w);
 	blk_queue_flush(q);
 	atomic_fetch_add_explicit(&d->nreq, started, memory_order_relaxed);

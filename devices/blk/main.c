@@ -385,13 +385,20 @@ static int run(struct blk_dev *d, struct cli *cli)
 	};
 	sigset_t old;
 	struct stat sst;
-	int rc, sock = open_socket(cli);
-	if (sock < 0)
-		return 1;
-	bool own_path = cli->fd < 0 && stat(cli->socket_path, &sst) == 0;
+	int rc, sock;
 
-	/* Worker threads must not take SIGINT/SIGTERM. */
+	/* Block SIGINT/SIGTERM before the socket listens (a signal sent as
+	 * soon as it does stays pending until the handler is in place) and
+	 * so that the worker threads inherit the mask. */
 	cli_signals_mask(SIG_BLOCK, &old);
+	sock = open_socket(cli);
+	if (sock < 0) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return 1;
+	}
+	bool own_path = cli->fd < 0 && stat(cli->socket_path, &sst) == 0;
+	d->polling = cli->poll_us != 0;
+
 	rc = vhu_daemon_new(&g_daemon, &blk_ops, d, &cfg);
 	if (rc == 0)
 		rc = blk_dev_attach(d, g_daemon);
