@@ -54,7 +54,7 @@ int vhu_refuse(struct req_ctx *x, int err, const char *why)
 
 int vhu_on_unsupported(struct req_ctx *x)
 {
-	return vhu_refuse(x, -ENOTSUP, "not implemented");
+	return vhu_refuse(x, -ENOTSUP, "request not supported by libvhu");
 }
 
 /* ---- dispatch --------------------------------------------------------- */

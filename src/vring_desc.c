@@ -10,9 +10,6 @@
 
 #include "vring_impl.h"
 
-#define likely(x)   __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-
 int vhu_vring_malformed(struct vhu_vring *vr, const char *why)
 {
 	vhu_vring_fail(vr, why);

@@ -9,6 +9,10 @@
 
 #include "internal.h"
 
+/* Branch hints for the data path (guest errors are the unlikely case). */
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
 /* One ring layout: split (vring_split.c) or packed (vring_packed.c). */
 struct vhu_vring_ops {
 	const char *name;

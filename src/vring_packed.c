@@ -65,9 +65,6 @@ struct pevent {
 	uint16_t flags;
 };
 
-#define likely(x)   __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-
 static inline struct pdesc *ring(const struct vhu_vring *vr)
 {
 	return vr->desc;

@@ -49,9 +49,6 @@ struct vused {
 /* Keep the compiler from re-reading guest memory behind a local copy. */
 #define compiler_barrier() __asm__ __volatile__("" ::: "memory")
 
-#define likely(x)   __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-
 static inline struct vavail *avail(const struct vhu_vring *vr)
 {
 	return vr->avail;
