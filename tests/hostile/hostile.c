@@ -11,21 +11,6 @@
 #include "hostile.h"
 #include "vt.h"
 
-int h_count_memfd_maps(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, "/memfd:"))
-			n++;
-	fclose(f);
-	return n;
-}
-
 int henv_start(struct henv *h, unsigned nq)
 {
 	int r;

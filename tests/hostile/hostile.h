@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "echo.h"
+#include "vt.h"
 
 struct henv {
 	struct tenv t;
@@ -24,7 +25,8 @@ int henv_start(struct henv *h, unsigned nq);
 void henv_stop(struct henv *h);
 
 /* Mappings of memfds in this process. */
-int h_count_memfd_maps(void);
+/* Guest-memory (memfd) mappings of this process. */
+#define h_count_memfd_maps() vt_count_maps_named(0, "/memfd:")
 
 /* Wait (bounded) until the daemon finished every closed front end and fds
  * and memfd mappings are back at the baseline; reports and returns false

@@ -47,19 +47,11 @@ static int count_dir(const char *path)
 
 static void counts(const struct dev *d, int *fds, int *maps)
 {
-	char p[96], line[512];
-	FILE *f;
+	char p[96];
 
 	snprintf(p, sizeof(p), "/proc/%d/fd", (int)d->pid);
 	*fds = count_dir(p);
-	snprintf(p, sizeof(p), "/proc/%d/maps", (int)d->pid);
-	*maps = 0;
-	f = fopen(p, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, "/memfd:"))
-			(*maps)++;
-	if (f)
-		fclose(f);
+	*maps = vt_count_maps_named((int)d->pid, "/memfd:");
 }
 
 static bool alive(const struct dev *d)

@@ -80,18 +80,32 @@ static inline int vt_count_fds(void)
 	return n - 1; /* the DIR's own fd */
 }
 
-/* Mappings of this process. */
-static inline int vt_count_maps(void)
+/* Mappings of process `pid` (0: this one) whose /proc maps line contains
+ * `name` (NULL: every mapping).  -1 if the maps file cannot be read. */
+static inline int vt_count_maps_named(int pid, const char *name)
 {
-	char line[512];
+	char path[64], line[512];
 	int n = 0;
-	FILE *f = fopen("/proc/self/maps", "r");
+	FILE *f;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/maps");
+	f = fopen(path, "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		n++;
+		if (!name || strstr(line, name))
+			n++;
 	fclose(f);
 	return n;
+}
+
+/* Mappings of this process. */
+static inline int vt_count_maps(void)
+{
+	return vt_count_maps_named(0, NULL);
 }
 
 int vt_run(int argc, char **argv);

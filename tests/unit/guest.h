@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vt.h"
+
 #include "internal.h"
 #include "vt.h"
 
@@ -127,21 +129,7 @@ static inline uint64_t g_uva(struct guest *g, uint64_t gpa)
 
 /* Mappings of memfds called `name` (sanitizer allocators add their own
  * anonymous mappings, so plain vt_count_maps() is too coarse). */
-static inline int maps_named(const char *name)
-{
-	char line[512];
-	int n = 0;
-	FILE *f = fopen("/proc/self/maps", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, name) != NULL;
-	fclose(f);
-	return n;
-}
-
-#define GUEST_MAPS() maps_named("memfd:vt-guest")
+#define GUEST_MAPS() vt_count_maps_named(0, "memfd:vt-guest")
 
 /* ---- driver side of a split ring ------------------------------------------ */
 

@@ -19,7 +19,7 @@ VT_CASE(create_layout_and_free)
 	/* warm up allocator mappings (sanitizer builds) before counting */
 	VT_REQUIRE(vhu_inflight_create(&inf, 2, 16) == 0);
 	vhu_inflight_free(inf);
-	maps = maps_named("memfd:vhu-inflight");
+	maps = vt_count_maps_named(0, "memfd:vhu-inflight");
 	fds = vt_count_fds();
 	VT_REQUIRE(vhu_inflight_create(&inf, 2, 16) == 0);
 	VT_CHECK(inf->fd >= 0);
@@ -43,7 +43,7 @@ VT_CASE(create_layout_and_free)
 	VT_EQ(vhu_inflight_create(&inf, 1, 0), -EINVAL);
 	vhu_inflight_free(inf);
 	VT_EQ(vhu_inflight_area_entries(q0), 0);
-	VT_EQ(maps_named("memfd:vhu-inflight"), maps);
+	VT_EQ(vt_count_maps_named(0, "memfd:vhu-inflight"), maps);
 	VT_EQ(vt_count_fds(), fds);
 }
 
