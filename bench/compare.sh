@@ -3,12 +3,15 @@
 #
 # Run the same vhu-bench workloads against each vhost-user-blk back end in
 # one go and print a table, with the ratio vhu/peer per workload.
-#   vhu       vhu-blk --null, one worker thread, no polling       (libvhu)
-#   qsd       qemu-storage-daemon, null-co export, main loop      (libvhost-user)
-#   vhu-poll  vhu-blk --null --poll-us 32 (adaptive polling)
-#   qsd-io    qemu-storage-daemon with the export in an iothread (adaptive
-#             polling, poll-max-ns defaults to 32768)
-# Pairs compared: vhu/qsd and vhu-poll/qsd-io.  Every back end runs on CPU
+#   vhu         vhu-blk --null, one worker thread, its defaults (adaptive
+#               polling up to 32 us)                          (libvhu)
+#   qsd-io      qemu-storage-daemon, null-co export in an iothread (QEMU's
+#               adaptive polling, poll-max-ns defaults to 32768) (libvhost-user)
+#   vhu-nopoll  vhu-blk --null --poll-us 0 (notifications only)
+#   qsd         qemu-storage-daemon with the export in its main loop (no
+#               polling)
+# Pairs compared: vhu/qsd-io (both polling), vhu/qsd (both defaults) and
+# vhu-nopoll/qsd (no polling on either side).  Every back end runs on CPU
 # $BACKEND_CPU, the generator on $GEN_CPU.  All back ends are started at
 # once (idle ones sleep) and workloads are interleaved across back ends and
 # repetitions, so load from other processes hits all of them alike; the
@@ -22,7 +25,7 @@
 #     -m  print the tables as Markdown (for docs/performance.md)
 #     -W  workloads to run, comma-separated names (default: all, see below)
 # Environment: BACKEND_CPU (0), GEN_CPU (1), DISK_SIZE (bytes, 1 GiB),
-#   BACKENDS ("vhu qsd vhu-poll qsd-io"), VHU_BLK_ARGS (extra vhu-blk args).
+#   BACKENDS ("vhu qsd-io vhu-nopoll qsd"), VHU_BLK_ARGS (extra vhu-blk args).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,7 +51,7 @@ done
 BACKEND_CPU=${BACKEND_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 DISK_SIZE=${DISK_SIZE:-1073741824}
-BACKENDS=${BACKENDS:-vhu qsd vhu-poll qsd-io}
+BACKENDS=${BACKENDS:-vhu qsd-io vhu-nopoll qsd}
 bench=$build/bench/vhu-bench
 [ -x "$bench" ] || bench=$build/vhu-bench
 vhu_blk=$build/devices/blk/vhu-blk
@@ -61,7 +64,9 @@ if ! command -v qemu-storage-daemon >/dev/null; then
 fi
 
 # name | vhu-bench arguments: 4 KiB random reads; notification mode (kick
-# eventfd, sleep on the call eventfd) unless the name says poll.
+# eventfd, sleep on the call eventfd) unless the name says poll; the -1k
+# and -20k ones are paced to that many requests per second (low load: what
+# does each back end spend per request when it is mostly idle?).
 workloads=(
 	"qd1|--queues 1 --queue-depth 1"
 	"qd32|--queues 1 --queue-depth 32"
@@ -69,6 +74,8 @@ workloads=(
 	"4q-qd32|--queues 4 --queue-depth 32"
 	"qd1-poll|--queues 1 --queue-depth 1 --poll"
 	"qd32-poll|--queues 1 --queue-depth 32 --poll"
+	"qd1-1k|--queues 1 --queue-depth 1 --rate 1000"
+	"qd1-20k|--queues 1 --queue-depth 1 --rate 20000"
 )
 
 [ -n "$out" ] || out=$(mktemp -d /tmp/vhu-compare.XXXXXX)
@@ -99,7 +106,7 @@ start_backend() { # start_backend NAME
 	rm -f "$sock"
 	case $1 in
 	vhu) cmd="$vhu_blk --socket-path $sock --null --size $DISK_SIZE --num-queues 4 --threads 1" ;;
-	vhu-poll) cmd="$vhu_blk --socket-path $sock --null --size $DISK_SIZE --num-queues 4 --threads 1 --poll-us 32" ;;
+	vhu-nopoll) cmd="$vhu_blk --socket-path $sock --null --size $DISK_SIZE --num-queues 4 --threads 1 --poll-us 0" ;;
 	qsd) cmd=$(qsd_cmd "$sock") ;;
 	qsd-io) cmd=$(qsd_cmd "$sock" iothread) ;;
 	*) echo "compare.sh: unknown back end $1" >&2; return 1 ;;

@@ -13,9 +13,11 @@ import os
 import re
 import sys
 
-BACKENDS = [("vhu", "vhu-blk"), ("qsd", "qsd"),
-            ("vhu-poll", "vhu-blk --poll-us 32"), ("qsd-io", "qsd iothread")]
-PAIRS = [("vhu", "qsd"), ("vhu-poll", "qsd-io")]
+BACKENDS = [("vhu", "vhu-blk"), ("qsd-io", "qsd iothread"),
+            ("vhu-nopoll", "vhu-blk --poll-us 0"), ("qsd", "qsd main loop")]
+# Defaults against the peer's polling set-up, defaults against the peer's
+# default, and without any polling on either side.
+PAIRS = [("vhu", "qsd-io"), ("vhu", "qsd"), ("vhu-nopoll", "qsd")]
 COLS = [("IOPS", "iops", "{:.0f}"), ("MB/s", "mbps", "{:.1f}"),
         ("p50 us", "lat_p50_us", "{:.1f}"), ("p99 us", "lat_p99_us", "{:.1f}"),
         ("p99.9 us", "lat_p999_us", "{:.1f}"),

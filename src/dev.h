@@ -85,6 +85,10 @@ struct vhu_worker {
 	_Atomic uint32_t park;   /* handler asks it to park between batches */
 	_Atomic uint32_t parked; /* it is parked */
 	uint64_t pending;        /* kicks seen while inactive (worker-local) */
+	/* Adaptive polling (worker-local): polling periods left that may find
+	 * nothing, and sleeps since the last probe once none are left. */
+	unsigned poll_credit;
+	unsigned poll_sleeps;
 };
 
 int vhu_workers_start(struct vhu_daemon *d);

@@ -212,7 +212,12 @@ struct vhu_vring {
 	uint32_t *held_len;
 
 	/* Bound on the chains one device callback may take (worker.c arms
-	 * it around handle_event; see vhu_vring_pop). */
+	 * it around handle_event; see vhu_vring_pop).  Only the worker that
+	 * serves the ring (budget_owner, set before the workers start) reads
+	 * or writes the cb_* fields: another thread may pop this ring too
+	 * (vhu-net's peer mode fills it from the other daemon's worker) and
+	 * is neither limited by nor counted in this budget. */
+	const void *budget_owner;
 	uint32_t cb_pops;
 	bool cb_limited, cb_exhausted;
 
@@ -220,6 +225,9 @@ struct vhu_vring {
 		_Atomic uint64_t requests, kicks, calls, suppressed, polls, errors;
 	} stats;
 };
+
+/* The worker (struct vhu_worker) running on this thread, or NULL. */
+extern __thread const void *vhu_tl_worker __attribute__((tls_model("initial-exec")));
 
 /* Initialise a vring object (no fds, not started). */
 int vhu_vring_init(struct vhu_vring *vr, unsigned index, enum vhu_vring_flavour fl);

@@ -158,6 +158,13 @@ static inline bool running(const struct vhu_vring *vr)
  */
 #define CB_BUDGET(vr) (2u * (vr)->num + 64u)
 
+/* The serving worker's callback used up its pop budget (only that worker
+ * sees it: see budget_owner). */
+static bool cut_short(const struct vhu_vring *vr)
+{
+	return vr->budget_owner == vhu_tl_worker && vr->cb_exhausted;
+}
+
 int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)
 {
 	int r;
@@ -166,6 +173,8 @@ int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)
 		return -EIO;
 	if (!vr->started || !vr->enabled)
 		return 0;
+	if (vr->budget_owner != vhu_tl_worker)
+		return vr->ops->pop(vr, c);
 	if (vr->cb_limited && vr->cb_pops >= CB_BUDGET(vr)) {
 		vr->cb_exhausted = true;
 		return 0;
@@ -252,12 +261,12 @@ bool vhu_vring_enable_notification(struct vhu_vring *vr)
 		vr->notify_disabled = false;
 		return false;
 	}
-	return vr->ops->set_notification(vr, true) && vr->enabled && !vr->cb_exhausted;
+	return vr->ops->set_notification(vr, true) && vr->enabled && !cut_short(vr);
 }
 
 bool vhu_vring_has_avail(struct vhu_vring *vr)
 {
-	return running(vr) && vr->enabled && !vr->cb_exhausted && vr->ops->has_avail(vr);
+	return running(vr) && vr->enabled && !cut_short(vr) && vr->ops->has_avail(vr);
 }
 
 void vhu_vring_fail(struct vhu_vring *vr, const char *why)

@@ -44,7 +44,7 @@ enum ev_kind { EV_WAKE = 1, EV_DEV_EXIT = 2, EV_KICK = 3, EV_LISTENER = 4 };
 #define EV_FD(u)   ((int)(uint32_t)((u) >> 32))
 #define MAX_EVENTS 32
 
-static __thread struct vhu_worker *tl_self;
+__thread const void *vhu_tl_worker;
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -241,39 +241,112 @@ static bool poll_pass(struct vhu_worker *w, uint64_t *rings)
 	return work;
 }
 
+/* Events that came in while polling (a listener such as an I/O
+ * completion eventfd, a kick sent before notifications went off, an exit
+ * event): handle them now rather than after the polling period.  Returns
+ * the number handled, or -1 if the worker must exit. */
+static int poll_events(struct vhu_worker *w)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	int n = epoll_wait(w->epfd, ev, MAX_EVENTS, 0);
+
+	for (int i = 0; i < n; i++)
+		if (dispatch(w, &ev[i]))
+			return -1;
+	return n > 0 ? n : 0;
+}
+
+/* While polling, look at the worker's other events this often: often
+ * enough for I/O completions, rarely enough to cost little. */
+#define POLL_EVENTS_US 4
+
 /*
  * Adaptive polling: with notifications off, keep looking at the rings
- * until none had work for poll_us, then turn notifications back on (and
- * go on if buffers slipped in meanwhile).  Gives way at once to the
- * handler (synchronize/park) so that the control plane is never starved.
+ * (and, every POLL_EVENTS_US, at the worker's other events) until nothing
+ * came for win_us, then turn notifications back on (and go on if buffers
+ * slipped in meanwhile).  Gives way at once to the handler (synchronize/
+ * park) so that the control plane is never starved.  *hits counts the
+ * times polling found work after an empty pass: each is a sleep and a
+ * wake-up saved.  Returns true if the worker must exit.
  */
-static void poll_rings(struct vhu_worker *w)
+static bool poll_rings(struct vhu_worker *w, unsigned win_us, unsigned *hits)
 {
 	struct vhu_daemon *d = w->d;
 	uint64_t rings = atomic_load(&w->active) & w->mask;
 
 	while (rings && !must_yield(w)) {
-		uint64_t more = 0, live = rings, deadline;
+		uint64_t more = 0, live = rings, now = now_us();
+		uint64_t deadline = now + win_us, events_at = now + POLL_EVENTS_US;
+		bool idle = false;
 
 		set_notify(d, rings, false, NULL);
-		deadline = now_us() + d->poll_us;
 		while (live && !must_yield(w)) {
-			if (poll_pass(w, &live))
-				deadline = now_us() + d->poll_us;
-			else if (now_us() >= deadline)
+			bool work = poll_pass(w, &live);
+			int ev = 0;
+
+			now = now_us();
+			if (now >= events_at) {
+				events_at = now + POLL_EVENTS_US;
+				ev = poll_events(w);
+				if (ev < 0) {
+					set_notify(d, rings, true, NULL);
+					return true;
+				}
+			}
+			if (work || ev) {
+				*hits += idle;
+				idle = false;
+				deadline = now + win_us;
+			} else if (now >= deadline) {
 				break;
+			} else {
+				idle = true;
+			}
 		}
 		set_notify(d, rings, true, &more);
 		more &= atomic_load(&w->active) & live;
 		if (!more)
-			return;
+			return false;
 		if (must_yield(w)) {
 			/* Handle what slipped in; notifications are on again. */
 			poll_pass(w, &more);
-			return;
+			return false;
 		}
 		rings = more | (atomic_load(&w->active) & w->mask & live);
 	}
+	return false;
+}
+
+/*
+ * Decide whether polling pays, by what it earned.  A polling period in
+ * which the next request came while we looked (a hit) saved a sleep and a
+ * wake-up: credit restored.  A period that only burnt its window costs one
+ * credit; out of credit the worker just sleeps, and every 16th sleep
+ * probes with one polling period, whose hit restores the credit.  So an
+ * idle or slow queue costs a window per 16 wake-ups, and a busy one
+ * rides out the odd long gap.  The window is all or nothing: a shorter
+ * window than the typical gap never hits.  (QEMU instead sizes its window
+ * by the time it blocked, which includes the wake-up latency itself; on a
+ * VM with 20-40 us wake-ups that never lets it poll at queue depth 1.)
+ */
+#define POLL_CREDIT      4u
+#define POLL_PROBE_EVERY 16u
+static bool poll_adaptive(struct vhu_worker *w, bool slept)
+{
+	unsigned hits = 0;
+	bool quit;
+
+	if (!w->poll_credit) {
+		if (!slept || ++w->poll_sleeps < POLL_PROBE_EVERY)
+			return false;
+		w->poll_sleeps = 0;
+	}
+	quit = poll_rings(w, w->d->poll_us, &hits);
+	if (hits)
+		w->poll_credit = POLL_CREDIT;
+	else if (w->poll_credit)
+		w->poll_credit--;
+	return quit;
 }
 
 static void *worker_main(void *arg)
@@ -282,14 +355,14 @@ static void *worker_main(void *arg)
 	struct epoll_event ev[MAX_EVENTS];
 	char name[16];
 
-	tl_self = w;
+	vhu_tl_worker = w;
 	snprintf(name, sizeof(name), "vhu-worker%u", w->id);
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		bool quit = false;
 		/* Rings cut short by the pop budget: come back at once. */
-		int n = epoll_wait(w->epfd, ev, MAX_EVENTS,
-		                   (w->pending & atomic_load(&w->active)) ? 0 : -1);
+		bool block = !(w->pending & atomic_load(&w->active));
+		int n = epoll_wait(w->epfd, ev, MAX_EVENTS, block ? -1 : 0);
 
 		if (n < 0 && errno != EINTR) {
 			VHU_LOGE("%s: worker %u: epoll_wait: %s", w->d->name, w->id,
@@ -302,7 +375,7 @@ static void *worker_main(void *arg)
 		if (!quit) {
 			run_pending(w);
 			if (w->d->poll_us)
-				poll_rings(w);
+				quit = poll_adaptive(w, block && n > 0);
 		}
 		section_leave(w);
 		if (quit || atomic_load(&w->stop))
@@ -322,7 +395,7 @@ static void sync_worker(struct vhu_worker *w)
 {
 	uint32_t s, need;
 
-	if (w == tl_self || !w->running || atomic_load(&w->exited))
+	if (w == vhu_tl_worker || !w->running || atomic_load(&w->exited))
 		return;
 	s = atomic_load(&w->seq);
 	need = (s & 1) ? 1 : 2;
@@ -360,7 +433,7 @@ void vhu_workers_park(struct vhu_daemon *d)
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		struct vhu_worker *w = &d->workers[i];
 
-		if (w->running && w != tl_self) {
+		if (w->running && w != vhu_tl_worker) {
 			atomic_store(&w->park, 1);
 			poke(w);
 		}
@@ -369,7 +442,7 @@ void vhu_workers_park(struct vhu_daemon *d)
 		struct vhu_worker *w = &d->workers[i];
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
 
-		if (!w->running || w == tl_self)
+		if (!w->running || w == vhu_tl_worker)
 			continue;
 		while (!atomic_load(&w->parked) && !atomic_load(&w->exited))
 			futex(&w->parked, FUTEX_WAIT_PRIVATE, 0, &ts);
@@ -496,6 +569,10 @@ static int worker_init(struct vhu_daemon *d, struct vhu_worker *w, unsigned id, 
 	w->id = id;
 	w->mask = mask;
 	w->dev_exit_fd = -1;
+	w->poll_credit = POLL_CREDIT; /* start polling; poll_adaptive() decides */
+	for (uint64_t m = mask; m; m &= m - 1)
+		if ((unsigned)__builtin_ctzll(m) < d->nq)
+			d->vrings[__builtin_ctzll(m)].budget_owner = w;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->epfd < 0 || w->wake_fd < 0)

@@ -27,6 +27,8 @@
 
 #define PROG               "vhu-blk"
 #define DEFAULT_IMAGE_SIZE (64ull << 20)
+/* Like QEMU iothreads' poll-max-ns (32768): see docs/performance.md. */
+#define BLK_DEFAULT_POLL_US 32
 
 struct cli {
 	const char *socket_path;
@@ -58,7 +60,8 @@ static void usage(FILE *out)
 	        "      --queue-size N      largest ring size, power of two 4..1024 (default 256)\n"
 	        "      --threads N         worker threads (default: min(queues, CPUs))\n"
 	        "      --block-size N      logical block size, 512..65536, power of two\n"
-	        "      --poll-us N         poll rings N microseconds before sleeping (default 0)\n"
+	        "      --poll-us N         adaptive polling: poll rings up to N microseconds\n"
+	        "                          before sleeping; 0 = notifications only (default 32)\n"
 	        "      --no-direct         do not use O_DIRECT\n"
 	        "      --print-capabilities  print the back end's capabilities (JSON) and exit\n"
 	        "  -h, --help              this help\n"
@@ -445,7 +448,7 @@ out:
 int main(int argc, char **argv)
 {
 	static struct blk_dev dev;
-	struct cli cli = {.fd = -1};
+	struct cli cli = {.fd = -1, .poll_us = BLK_DEFAULT_POLL_US};
 	struct blk_opts *o = &dev.opts;
 	o->num_queues = 1;
 	o->queue_size = 256;

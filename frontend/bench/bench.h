@@ -59,6 +59,7 @@ struct bench_opts {
 	bool packed;       /* negotiate VIRTIO_F_RING_PACKED */
 	pid_t backend_pid; /* 0: SO_PEERCRED */
 	uint64_t seed;
+	uint64_t rate; /* requests/s over all queues; 0: unpaced */
 	int connect_timeout_ms;
 };
 
@@ -90,6 +91,7 @@ struct bench_worker {
 	uint64_t stalls; /* timed-out waits with completions pending */
 	uint64_t inflight;
 	uint64_t used_seen; /* used entries taken, all phases */
+	uint64_t next_ns;   /* --rate: when the next submission is due */
 	int err;            /* first fatal error, -errno */
 };
 

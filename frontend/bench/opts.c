@@ -21,6 +21,8 @@ static const char usage[] =
     "  --duration SECONDS   measured time (default 5)\n"
     "  --warmup SECONDS     unmeasured time first (default 1)\n"
     "  --poll               spin on the used ring instead of waiting for calls\n"
+    "  --rate IOPS          at most this many requests per second in all (paced per\n"
+    "                       queue; default 0 = as fast as the back end goes)\n"
     "  --ring-size N        descriptors per queue, power of 2 (default: fits the depth, >= 128)\n"
     "  --no-indirect        one descriptor per buffer instead of indirect tables\n"
     "  --no-event-idx       do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
@@ -46,6 +48,7 @@ enum {
 	OPT_PACKED,
 	OPT_PID,
 	OPT_SEED,
+	OPT_RATE,
 	OPT_CTMO,
 	OPT_JSON,
 	OPT_HELP,
@@ -69,6 +72,7 @@ static const struct option longopts[] = {
     {"packed", no_argument, NULL, OPT_PACKED},
     {"backend-pid", required_argument, NULL, OPT_PID},
     {"seed", required_argument, NULL, OPT_SEED},
+    {"rate", required_argument, NULL, OPT_RATE},
     {"connect-timeout", required_argument, NULL, OPT_CTMO},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, OPT_HELP},
@@ -208,6 +212,10 @@ static int parse_one(struct bench_opts *o, int c, const char *arg)
 	case OPT_SEED:
 		r = parse_uns("seed", arg, 0, ULLONG_MAX, &v);
 		o->seed = v;
+		break;
+	case OPT_RATE:
+		r = parse_uns("rate", arg, 0, 100000000, &v);
+		o->rate = v;
 		break;
 	case OPT_CTMO:
 		r = parse_uns("connect-timeout", arg, 0, 600000, &v);

@@ -96,6 +96,7 @@ void bench_report_json(const struct bench *b, const struct bench_result *r)
 	json_str("mode", b->o.poll ? "poll" : "notify");
 	printf("\"queues\":%u,\"queue_depth\":%u,\"block_size\":%u,\"ring_size\":%u,", b->o.queues,
 	       b->o.depth, b->o.block_size, b->ring_size);
+	printf("\"rate_limit\":%" PRIu64 ",", b->o.rate);
 	printf("\"packed\":%s,\"indirect\":%s,\"event_idx\":%s,\"features\":%" PRIu64 ",",
 	       b->o.packed ? "true" : "false", b->o.indirect ? "true" : "false",
 	       b->o.event_idx ? "true" : "false", b->features);

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vhu/frontend.h"
@@ -116,10 +117,36 @@ static int drain(struct bench_worker *w, bool measure)
 	return r < 0 ? r : (int)n;
 }
 
+/* --rate: sleep until this queue's next submission is due.  Latency is
+ * measured from the submission, so pacing does not show up in it. */
+static uint64_t pace(struct bench_worker *w, uint64_t now)
+{
+	const struct bench_opts *o = &w->b->o;
+	if (!o->rate)
+		return now;
+	uint64_t gap = (uint64_t)o->queues * 1000000000ull / o->rate;
+	if (w->next_ns > now) {
+		struct timespec ts = {.tv_sec = (time_t)(w->next_ns / 1000000000ull),
+		                      .tv_nsec = (long)(w->next_ns % 1000000000ull)};
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		now = bench_now_ns();
+	}
+	/* A queue that fell behind does not catch up in a burst. */
+	w->next_ns = (w->next_ns > now - gap ? w->next_ns : now) + gap;
+	return now;
+}
+
 static int resubmit(struct bench_worker *w, unsigned n, bool measure)
 {
 	uint64_t now = bench_now_ns();
 	for (unsigned i = 0; i < n; i++) {
+		if (w->b->o.rate && i) {
+			int r = kick(w, measure); /* a paced request goes out alone */
+			if (r < 0)
+				return r;
+		}
+		now = pace(w, now);
 		int r = submit(w, w->done[i], now);
 		if (r < 0)
 			return r;

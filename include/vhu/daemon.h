@@ -23,9 +23,14 @@ struct vhu_daemon_config {
 	const char *name;                     /* for logs; may be NULL */
 	enum vhu_lock_mode lock;              /* how device callbacks are serialised */
 	enum vhu_vring_flavour vring_flavour; /* VringState/Mutex/RwLock */
-	/* Adaptive polling: after work, a worker polls its rings for up to
-	 * poll_us microseconds with notifications off before sleeping on the
-	 * kick eventfds.  0 disables polling. */
+	/* Adaptive polling: after work, a worker keeps polling its rings
+	 * (notifications off, its listeners looked at every few us) until
+	 * nothing came for poll_us microseconds, then sleeps on the kick
+	 * eventfds.  Adaptive: after 4 polling periods in a row that found
+	 * nothing the worker stops polling and only probes once per 16
+	 * wake-ups, until a probe finds work again, so a slow or idle queue
+	 * costs little CPU.  Per-queue `polls` counts the work polling found.
+	 * 0 disables polling (notifications only). */
 	unsigned poll_us;
 	/* Stop after serving this many front ends; 0 = until vhu_daemon_stop. */
 	unsigned max_connections;

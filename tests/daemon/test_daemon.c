@@ -1175,6 +1175,94 @@ static bool wait_used(struct vhuf *f, unsigned q)
 	return false;
 }
 
+/* CPU time (ns) this process's libvhu workers ran, from schedstat. */
+static uint64_t workers_cpu_ns(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	uint64_t sum = 0;
+
+	if (!dir)
+		return 0;
+	while ((e = readdir(dir))) {
+		char path[64], comm[32] = "";
+		unsigned long long ns = 0;
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if (!(fp = fopen(path, "r")))
+			continue;
+		if (!fgets(comm, sizeof(comm), fp))
+			comm[0] = 0;
+		fclose(fp);
+		if (strncmp(comm, "vhu-worker", 10))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+		if ((fp = fopen(path, "r"))) {
+			if (fscanf(fp, "%llu", &ns) == 1)
+				sum += ns;
+			fclose(fp);
+		}
+	}
+	closedir(dir);
+	return sum;
+}
+
+/* Requests n apart (gap_us) on queue 0; returns the kicks sent, or -1. */
+static int paced_requests(struct vhuf *f, unsigned n, unsigned gap_us)
+{
+	int kicks = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *buf;
+
+		if (submit_one(f, 0, &buf) < 0)
+			return -1;
+		kicks += vhuf_kick(f, 0) == 1;
+		if (!wait_used(f, 0))
+			return -1;
+		if (gap_us)
+			usleep(gap_us);
+	}
+	return kicks;
+}
+
+/* Adaptive polling pays only where it hits.  Requests 8 ms apart with a
+ * 5 ms window: a fixed window would spin 5 ms after each (40 x 5 = 200 ms
+ * of CPU); the worker gives up after a few fruitless windows and probes
+ * once per 16 sleeps (about 7 windows, 35 ms).  Then back-to-back
+ * requests: polling resumes (its probe hits) and the driver stops having
+ * to kick, because the polling worker keeps notifications off. */
+VT_CASE(adaptive_polling_backs_off)
+{
+	struct vhu_daemon_config cfg = {.poll_us = 5000};
+	struct vhu_daemon *d;
+	struct tdev t;
+	const char *p = sock_path("backoff.sock");
+	struct vhuf *f;
+	uint64_t cpu0, cpu_ms;
+	int kicks;
+
+	tdev_init(&t, 1);
+	VT_REQUIRE(vhu_daemon_new(&d, &tops, &t, &cfg) == 0);
+	VT_REQUIRE(vhu_daemon_start(d, p) == 0);
+	VT_REQUIRE(fe_open(&f, p) == 0);
+	VT_EQ(vhuf_queue_setup(f, 0, 256), 0);
+	cpu0 = workers_cpu_ns();
+	VT_REQUIRE(cpu0 > 0); /* schedstat readable, worker found */
+	VT_EQ(paced_requests(f, 40, 8000) >= 0, 1);
+	cpu_ms = (workers_cpu_ns() - cpu0) / 1000000;
+	printf("# slow queue: worker CPU %llu ms for 40 requests\n", (unsigned long long)cpu_ms);
+	VT_CHECK(cpu_ms < 100);
+	kicks = paced_requests(f, 2000, 0);
+	printf("# back to back: %d kicks for 2000 requests\n", kicks);
+	VT_CHECK(kicks >= 0 && kicks < 200);
+	vhuf_close(f);
+	vhu_daemon_stop(d);
+	VT_EQ(vhu_daemon_wait(d), 0);
+	vhu_daemon_free(d);
+}
+
 VT_CASE(inband_kick)
 {
 	struct vhu_daemon *d;
