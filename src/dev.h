@@ -85,10 +85,11 @@ struct vhu_worker {
 	_Atomic uint32_t park;   /* handler asks it to park between batches */
 	_Atomic uint32_t parked; /* it is parked */
 	uint64_t pending;        /* kicks seen while inactive (worker-local) */
-	/* Adaptive polling (worker-local): polling periods left that may find
-	 * nothing, and sleeps since the last probe once none are left. */
+	/* Adaptive polling (worker-local, see poll_adaptive()): credit, and
+	 * once it is spent the sleeps since the last probe and between probes. */
 	unsigned poll_credit;
 	unsigned poll_sleeps;
+	unsigned poll_probe_gap;
 };
 
 int vhu_workers_start(struct vhu_daemon *d);

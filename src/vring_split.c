@@ -504,8 +504,14 @@ static bool split_set_notification(struct vhu_vring *vr, bool enable)
 	if (!vr->event_idx) {
 		__atomic_store_n(&used(vr)->flags, enable ? 0 : USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 		log_used(vr, log, 0, 2);
-	} else if (enable) {
-		__atomic_store_n(avail_event(vr), vr->shadow_avail_idx, __ATOMIC_RELAXED);
+	} else {
+		/* Off: an avail_event just behind what the driver has published
+		 * keeps vring_need_event() false for its next 65535 buffers (as
+		 * Linux does for used_event).  Leaving it where it was would
+		 * still draw a kick for the next buffer, on every polling period. */
+		uint16_t ev = enable ? vr->shadow_avail_idx : (uint16_t)(vr->shadow_avail_idx - 1);
+
+		__atomic_store_n(avail_event(vr), ev, __ATOMIC_RELAXED);
 		log_used(vr, log, 4 + 8 * (uint64_t)vr->num, 2);
 	}
 	if (!enable)

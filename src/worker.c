@@ -269,7 +269,10 @@ static int poll_events(struct vhu_worker *w)
  * times polling found work after an empty pass: each is a sleep and a
  * wake-up saved.  Returns true if the worker must exit.
  */
-static bool poll_rings(struct vhu_worker *w, unsigned win_us, unsigned *hits)
+struct poll_hits {
+	unsigned early, late; /* found within the first / second half of the window */
+};
+static bool poll_rings(struct vhu_worker *w, unsigned win_us, struct poll_hits *hits)
 {
 	struct vhu_daemon *d = w->d;
 	uint64_t rings = atomic_load(&w->active) & w->mask;
@@ -294,7 +297,12 @@ static bool poll_rings(struct vhu_worker *w, unsigned win_us, unsigned *hits)
 				}
 			}
 			if (work || ev) {
-				*hits += idle;
+				/* Found after more than half the window: the spin
+				 * cost about what the sleep would have. */
+				if (idle && deadline - now > win_us / 2)
+					hits->early++;
+				else if (idle)
+					hits->late++;
 				idle = false;
 				deadline = now + win_us;
 			} else if (now >= deadline) {
@@ -320,32 +328,43 @@ static bool poll_rings(struct vhu_worker *w, unsigned win_us, unsigned *hits)
 /*
  * Decide whether polling pays, by what it earned.  A polling period in
  * which the next request came while we looked (a hit) saved a sleep and a
- * wake-up: credit restored.  A period that only burnt its window costs one
- * credit; out of credit the worker just sleeps, and every 16th sleep
- * probes with one polling period, whose hit restores the credit.  So an
- * idle or slow queue costs a window per 16 wake-ups, and a busy one
- * rides out the odd long gap.  The window is all or nothing: a shorter
- * window than the typical gap never hits.  (QEMU instead sizes its window
- * by the time it blocked, which includes the wake-up latency itself; on a
- * VM with 20-40 us wake-ups that never lets it poll at queue depth 1.)
+ * wake-up; a period that found nothing burnt its whole window.  A hit in
+ * the first half of the window earns a credit; a period with only late
+ * hits (the spin cost about what the sleep would have) costs one, and a
+ * period that found nothing costs two.  So polling goes on while most
+ * periods find work quickly.  Out of credit the worker just sleeps and
+ * probes with one polling period after 16 sleeps, twice as many after
+ * each probe without an early hit (up to 256): an idle or slow queue then
+ * costs next to nothing.  The window is all or nothing: a shorter window
+ * than the typical gap never hits.  (QEMU instead sizes its window by the
+ * time it blocked, which includes the wake-up latency itself; on a VM
+ * with 20-40 us wake-ups that never lets it poll at queue depth 1.)
  */
-#define POLL_CREDIT      4u
-#define POLL_PROBE_EVERY 16u
+#define POLL_CREDIT_MAX 8u
+#define POLL_PROBE_MIN  16u
+#define POLL_PROBE_MAX  256u
 static bool poll_adaptive(struct vhu_worker *w, bool slept)
 {
-	unsigned hits = 0;
-	bool quit;
+	bool probe = !w->poll_credit, quit;
+	struct poll_hits hits = {0, 0};
+	unsigned cost;
 
-	if (!w->poll_credit) {
-		if (!slept || ++w->poll_sleeps < POLL_PROBE_EVERY)
+	if (probe) {
+		if (!slept || ++w->poll_sleeps < w->poll_probe_gap)
 			return false;
 		w->poll_sleeps = 0;
 	}
 	quit = poll_rings(w, w->d->poll_us, &hits);
-	if (hits)
-		w->poll_credit = POLL_CREDIT;
-	else if (w->poll_credit)
-		w->poll_credit--;
+	cost = hits.early ? 0 : hits.late ? 1 : 2;
+	if (hits.early)
+		w->poll_credit += w->poll_credit < POLL_CREDIT_MAX;
+	else
+		w->poll_credit = w->poll_credit > cost ? w->poll_credit - cost : 0;
+	if (probe)
+		w->poll_probe_gap =
+		    hits.early ? POLL_PROBE_MIN
+		               : (w->poll_probe_gap < POLL_PROBE_MAX ? w->poll_probe_gap * 2
+		                                                     : POLL_PROBE_MAX);
 	return quit;
 }
 
@@ -569,7 +588,8 @@ static int worker_init(struct vhu_daemon *d, struct vhu_worker *w, unsigned id, 
 	w->id = id;
 	w->mask = mask;
 	w->dev_exit_fd = -1;
-	w->poll_credit = POLL_CREDIT; /* start polling; poll_adaptive() decides */
+	w->poll_credit = POLL_CREDIT_MAX; /* start polling; poll_adaptive() decides */
+	w->poll_probe_gap = POLL_PROBE_MIN;
 	for (uint64_t m = mask; m; m &= m - 1)
 		if ((unsigned)__builtin_ctzll(m) < d->nq)
 			d->vrings[__builtin_ctzll(m)].budget_owner = w;

@@ -26,10 +26,11 @@ struct vhu_daemon_config {
 	/* Adaptive polling: after work, a worker keeps polling its rings
 	 * (notifications off, its listeners looked at every few us) until
 	 * nothing came for poll_us microseconds, then sleeps on the kick
-	 * eventfds.  Adaptive: after 4 polling periods in a row that found
-	 * nothing the worker stops polling and only probes once per 16
-	 * wake-ups, until a probe finds work again, so a slow or idle queue
-	 * costs little CPU.  Per-queue `polls` counts the work polling found.
+	 * eventfds.  Adaptive: polling goes on while at least two polling
+	 * periods in three find work; otherwise the worker only sleeps and
+	 * probes with one polling period after 16 to 256 wake-ups (doubling
+	 * while probes miss), so a slow or idle queue costs little CPU.
+	 * Per-queue `polls` counts the work polling found.
 	 * 0 disables polling (notifications only). */
 	unsigned poll_us;
 	/* Stop after serving this many front ends; 0 = until vhu_daemon_stop. */

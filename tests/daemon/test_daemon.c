@@ -1229,10 +1229,11 @@ static int paced_requests(struct vhuf *f, unsigned n, unsigned gap_us)
 
 /* Adaptive polling pays only where it hits.  Requests 8 ms apart with a
  * 5 ms window: a fixed window would spin 5 ms after each (40 x 5 = 200 ms
- * of CPU); the worker gives up after a few fruitless windows and probes
- * once per 16 sleeps (about 7 windows, 35 ms).  Then back-to-back
- * requests: polling resumes (its probe hits) and the driver stops having
- * to kick, because the polling worker keeps notifications off. */
+ * of CPU); the worker gives up after 4 fruitless windows and then only
+ * probes, after 16 sleeps, then 32 (about 6 windows, 30 ms).  Then
+ * back-to-back requests: polling resumes (a probe hits) and the driver
+ * stops having to kick, because the polling worker keeps notifications
+ * off. */
 VT_CASE(adaptive_polling_backs_off)
 {
 	struct vhu_daemon_config cfg = {.poll_us = 5000};
