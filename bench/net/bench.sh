@@ -29,7 +29,7 @@
 #     -r  repetitions (default 3)        -s  frame sizes (default "64 1500")
 #     -B  bursts in flight (default 8)   -m  Markdown table
 # Environment: BACKEND_CPU (0), GEN_CPU (1), BACKENDS ("vhu vhu-poll dpdk"),
-#   POLL_US (50).
+#   POLL_US (50), NET_B (another vhu-net binary, back end "vhu-b", for A/B).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -99,6 +99,7 @@ start_backend() {
 	rm -f "$sock"
 	case $be in
 	vhu) taskset -c "$BACKEND_CPU" "$NET" --loopback -s "$sock" >"$WORK/be.log" 2>&1 & ;;
+	vhu-b) taskset -c "$BACKEND_CPU" "$NET_B" --loopback -s "$sock" >"$WORK/be.log" 2>&1 & ;;
 	vhu-poll)
 		taskset -c "$BACKEND_CPU" "$NET" --loopback --poll="$POLL_US" -s "$sock" \
 			>"$WORK/be.log" 2>&1 &
@@ -139,8 +140,12 @@ stop_backend() {
 # generate SOCK SIZE OUT: Rx-pps of the measured window into OUT.
 generate() {
 	local sock=$1 size=$2 out=$3
+	rm -f "$WORK/gen.log"
 	{
+		# testpmd reads the pipe only once initialised (seconds on a busy
+		# machine): time the warm-up and window from when it forwards.
 		echo "start tx_first $bursts"
+		wait_log "$WORK/gen.log" "packet forwarding - ports"
 		sleep "$warm"
 		echo "show port stats 0"
 		cpu_ticks "$BE_PID" >"$WORK/t0"
@@ -151,19 +156,32 @@ generate() {
 		date +%s.%N >"$WORK/w1"
 		echo stop
 		echo quit
-	} | timeout -s KILL $((warm + dur + 60)) "$TESTPMD" -l "$lcores" --main-lcore "$BACKEND_CPU" \
+	} | timeout -s KILL $((warm + dur + 120)) stdbuf -oL "$TESTPMD" -l "$lcores" --main-lcore "$BACKEND_CPU" \
 		--no-huge -m 512 --no-pci --file-prefix="vhu-bench-gen-$$" --log-level=lib.eal,warning \
 		--vdev "net_virtio_user0,path=$sock,queues=1,queue_size=${QSIZE:-1024}${VU_EXTRA:-}" -- -i \
 		--total-num-mbufs=32768 --forward-mode=io --txpkts="$size" >"$WORK/gen.log" 2>&1 || true
 	# Frames received between the two "show port stats" (RX-packets of the
 	# NIC statistics), over the window.
-	awk -v d="$dur" '/NIC statistics/ { nic = 1 } nic && /RX-packets:/ { v[++n] = $2; nic = 0 }
+	local win
+	win=$(cat "$WORK/w0" "$WORK/w1" 2>/dev/null | awk -v d="$dur" '{ v[++n] = $1 }
+		END { print (n == 2 && v[2] > v[1]) ? v[2] - v[1] : d }')
+	awk -v d="$win" '/NIC statistics/ { nic = 1 } nic && /RX-packets:/ { v[++n] = $2; nic = 0 }
 		END { if (n >= 2) printf "%d\n", (v[2] - v[1]) / d }' "$WORK/gen.log" >"$out"
 	[ -s "$out" ] || {
 		echo "bench.sh: generator gave no rate; its log:" >&2
 		tail -20 "$WORK/gen.log" >&2
 		echo 0 >"$out"
 	}
+}
+
+# wait_log FILE PATTERN: until FILE has a line matching PATTERN (60 s).
+wait_log() {
+	for _ in $(seq 600); do
+		grep -aq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "bench.sh: no '$2' in $1" >&2
+	return 1
 }
 
 # utime + stime of a process, in clock ticks.
@@ -199,10 +217,10 @@ echo
 echo "vhost-user-net loopback, testpmd virtio-user io forwarding, $((bursts * 32)) frames in flight,"
 echo "${dur}s measured after ${warm}s warm-up, median of $reps; back end on CPU $BACKEND_CPU, generator on CPU $GEN_CPU"
 if [ -n "$md" ]; then
-	printf '| frame | back end | Mpps | vs dpdk (median of per-run ratios) | back end CPU %% |\n'
-	printf '|---|---|---|---|---|\n'
+	printf '| frame | back end | Mpps | vs dpdk (median of per-run ratios) | back end CPU %% | back-end CPU ns/frame |\n'
+	printf '|---|---|---|---|---|---|\n'
 else
-	printf '%-6s %-9s %10s %8s %8s\n' frame backend Mpps "vs dpdk" "be CPU%"
+	printf '%-6s %-9s %10s %8s %8s %8s\n' frame backend Mpps "vs dpdk" "be CPU%" "ns/frame"
 fi
 # Ratio: per repetition (back end and dpdk ran back to back, under the same
 # outside load), then the median of those.
@@ -211,6 +229,14 @@ ratio_of() {
 	for r in $(seq "$reps"); do
 		awk -v a="$(cat "$WORK/$be.$size.r$r")" -v b="$(cat "$WORK/dpdk.$size.r$r")" \
 			'BEGIN { if (b > 0) printf "%.4f\n", a / b }'
+	done | median_f
+}
+# Back-end CPU per frame (ns): per repetition, then the median.
+ns_per_frame() {
+	local be=$1 size=$2 r
+	for r in $(seq "$reps"); do
+		awk -v p="$(cat "$WORK/$be.$size.r$r")" -v c="$(cat "$WORK/$be.$size.cpu$r")" \
+			'BEGIN { if (p > 0) printf "%.1f\n", c / 100 * 1e9 / p }'
 	done | median_f
 }
 median_f() { sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", v[int((NR + 1) / 2)] }'; }
@@ -223,10 +249,11 @@ for size in $sizes; do
 		[ -n "$ratio" ] || ratio=-
 		mpps=$(awk -v a="$pps" 'BEGIN { printf "%.3f", a / 1e6 }')
 		cpu=$(median "$WORK/$be.$size".cpu*)
+		nspp=$(ns_per_frame "$be" "$size")
 		if [ -n "$md" ]; then
-			printf '| %s B | %s | %s | %s | %s |\n' "$size" "$be" "$mpps" "$ratio" "$cpu"
+			printf '| %s B | %s | %s | %s | %s | %s |\n' "$size" "$be" "$mpps" "$ratio" "$cpu" "$nspp"
 		else
-			printf '%-6s %-9s %10s %8s %8s\n' "$size" "$be" "$mpps" "$ratio" "$cpu"
+			printf '%-6s %-9s %10s %8s %8s %8s\n' "$size" "$be" "$mpps" "$ratio" "$cpu" "$nspp"
 		fi
 	done
 done

@@ -221,7 +221,7 @@ static int pairs_new(struct net_dev *d)
 		p->index = k;
 		p->thread = k % d->nthreads;
 		p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		p->scratch = malloc(sizeof(*p->scratch));
+		p->scratch = net_scratch_new();
 		if (p->wake_fd < 0 || !p->scratch)
 			return p->wake_fd < 0 ? -errno : -ENOMEM;
 	}

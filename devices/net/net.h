@@ -34,19 +34,24 @@
 
 #include "vhu/vhu.h"
 
-#define NET_MAX_PAIRS     31 /* 2 * 31 + 1 queues fit the 64-bit thread masks */
-#define NET_QUEUE_SIZE    1024
-#define NET_HDR_LEN_MAX   12u    /* virtio_net_hdr_v1 / _mrg_rxbuf */
-#define NET_MAX_FRAME     65550u /* largest payload (GSO) behind the header */
-#define NET_MIN_FRAME     14u    /* an Ethernet header */
-#define NET_TX_IOV        256    /* iovecs of one tx chain */
-#define NET_RX_CHAINS     128    /* rx chains one frame may span */
-#define NET_RX_IOV_POOL   2048   /* iovecs for those chains together */
-#define NET_RX_CHAIN_IOV  64     /* iovecs of one rx chain */
-#define NET_BUDGET        1024   /* frames per event before yielding */
-#define NET_MAC_TABLE_MAX 64     /* per list; more means "accept all" */
-#define NET_CTRL_IOV      64     /* iovecs of one control command */
-#define NET_CTRL_BUF      8192   /* largest control command accepted */
+#define NET_MAX_PAIRS    31 /* 2 * 31 + 1 queues fit the 64-bit thread masks */
+#define NET_QUEUE_SIZE   1024
+#define NET_HDR_LEN_MAX  12u    /* virtio_net_hdr_v1 / _mrg_rxbuf */
+#define NET_MAX_FRAME    65550u /* largest payload (GSO) behind the header */
+#define NET_MIN_FRAME    14u    /* an Ethernet header */
+#define NET_TX_IOV       256    /* iovecs of one tx chain */
+#define NET_RX_CHAINS    128    /* rx chains one frame may span */
+#define NET_RX_IOV_POOL  2048   /* iovecs for those chains together */
+#define NET_RX_CHAIN_IOV 64     /* iovecs of one rx chain */
+#define NET_BURST        64     /* tx chains popped, and used entries published, at once */
+/* A burst's worth of room beyond what the largest single frame needs. */
+#define NET_TX_IOV_BATCH  (NET_TX_IOV + 4 * NET_BURST)
+#define NET_RX_BATCH      (NET_RX_CHAINS + NET_BURST)
+#define NET_RX_IOV_BATCH  (NET_RX_IOV_POOL + 4 * NET_BURST)
+#define NET_BUDGET        1024 /* frames per event before yielding */
+#define NET_MAC_TABLE_MAX 64   /* per list; more means "accept all" */
+#define NET_CTRL_IOV      64   /* iovecs of one control command */
+#define NET_CTRL_BUF      8192 /* largest control command accepted */
 
 /* The 10-byte header every variant starts with, little-endian. */
 struct net_hdr {
@@ -68,15 +73,26 @@ struct net_frame {
 	size_t len; /* payload bytes */
 };
 
-/* Scratch a worker uses to pop chains; owned by the pair it serves. */
+/* Scratch a worker uses to pop chains; owned by the pair it serves.
+ *
+ * Tx chains are popped a burst at a time (tx[0, tx_n), their iovecs side
+ * by side in tx_iov) and completed together; rx chains filled for those
+ * frames collect in rx[0, rx_n) (iovecs in rx_iov[0, rx_pool)) until
+ * net_rx_flush() publishes them with one used-index store, as DPDK's
+ * vhost does per burst. */
 struct net_scratch {
-	struct iovec tx_iov[NET_TX_IOV];
-	struct vhu_chain chains[NET_RX_CHAINS];
-	uint32_t written[NET_RX_CHAINS];
-	size_t payload_at[NET_RX_CHAINS]; /* payload offset each chain starts at */
-	struct iovec rx_iov[NET_RX_IOV_POOL];
-};
+	struct vhu_chain tx[NET_BURST];
+	const struct vhu_chain *tx_ptr[NET_BURST];
+	uint32_t tx_written[NET_BURST]; /* all 0: tx buffers are only read */
+	struct iovec tx_iov[NET_TX_IOV_BATCH];
 
+	unsigned rx_n, rx_pool;
+	struct vhu_chain rx[NET_RX_BATCH];
+	const struct vhu_chain *rx_ptr[NET_RX_BATCH];
+	uint32_t written[NET_RX_BATCH];
+	size_t payload_at[NET_RX_BATCH]; /* frame offset (header included) each chain starts at */
+	struct iovec rx_iov[NET_RX_IOV_BATCH];
+};
 enum net_mode { NET_MODE_NONE = 0, NET_MODE_LOOPBACK, NET_MODE_PEER, NET_MODE_TAP };
 
 /* Per-device counters (atomic: several workers deliver into one device). */
@@ -196,12 +212,17 @@ uint64_t net_guest_offloads_from_features(uint64_t features);
 enum { NET_RX_OK = 0, NET_RX_DROP = 1, NET_RX_AGAIN = 2 };
 /* Can `d` receive at all right now (rx queue of `pair` started+enabled)? */
 bool net_rx_ready(struct vhu_vring *rx);
-/* Deliver one frame into rx (caller holds the rx vring lock).  Returns
- * NET_RX_OK (pushed, not yet notified; the caller adds it to rx_frames),
- * NET_RX_DROP (counted), or NET_RX_AGAIN (no rx buffers now: nothing
- * consumed). */
+/* Deliver one frame into rx (caller holds the rx vring lock): the rx
+ * chains are filled and queued in s, published by net_rx_flush() (which
+ * deliver calls itself when the queue is full).  Returns NET_RX_OK (the
+ * caller adds it to rx_frames and flushes + notifies later), NET_RX_DROP
+ * (counted), or NET_RX_AGAIN (no rx buffers now: nothing consumed). */
 int net_rx_deliver(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
                    const struct net_frame *f);
+/* Publish the rx chains queued in s (one used-index store).  Same lock. */
+void net_rx_flush(struct vhu_vring *rx, struct net_scratch *s);
+/* Allocate a pair's scratch (NULL when out of memory). */
+struct net_scratch *net_scratch_new(void);
 /* Does the receive filter of d accept a frame with this destination MAC? */
 bool net_filter_accept(struct net_dev *d, const uint8_t dst[6]);
 void net_filter_reset(struct net_filter *f);

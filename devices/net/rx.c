@@ -12,6 +12,7 @@
  * chains are given back and the caller keeps the frame (backpressure).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net.h"
@@ -129,11 +130,37 @@ static int fixup_hdr(struct net_dev *d, const struct net_frame *f, struct net_hd
 	return 0;
 }
 
-/* Write one byte at overall position pos (header included) of the chains. */
-static void put_byte(struct net_scratch *s, unsigned n, size_t pos, uint8_t b)
+struct net_scratch *net_scratch_new(void)
 {
-	for (unsigned i = 0; i < n; i++) {
-		const struct vhu_chain *c = &s->chains[i];
+	struct net_scratch *s = malloc(sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->rx_n = s->rx_pool = 0;
+	for (unsigned i = 0; i < NET_BURST; i++) {
+		s->tx_ptr[i] = &s->tx[i];
+		s->tx_written[i] = 0;
+	}
+	for (unsigned i = 0; i < NET_RX_BATCH; i++)
+		s->rx_ptr[i] = &s->rx[i];
+	return s;
+}
+
+void net_rx_flush(struct vhu_vring *rx, struct net_scratch *s)
+{
+	/* A failed or stopped ring refuses the batch: the chains are lost
+	 * with the ring, as with single pushes. */
+	if (s->rx_n)
+		vhu_vring_push_batch(rx, s->rx_ptr, s->written, s->rx_n);
+	s->rx_n = s->rx_pool = 0;
+}
+
+/* Write one byte at overall position pos (header included) of the frame's
+ * chains rx[first, first + n). */
+static void put_byte(struct net_scratch *s, unsigned first, unsigned n, size_t pos, uint8_t b)
+{
+	for (unsigned i = first; i < first + n; i++) {
+		const struct vhu_chain *c = &s->rx[i];
 		if (pos >= s->payload_at[i] && pos < s->payload_at[i] + s->written[i]) {
 			net_iov_write(c->iov + c->out_num, c->in_num, pos - s->payload_at[i], &b,
 			              1);
@@ -142,13 +169,14 @@ static void put_byte(struct net_scratch *s, unsigned n, size_t pos, uint8_t b)
 	}
 }
 
-/* Chains popped so far are unusable (guest posted a bad one): return them
- * empty so the guest can recycle them, and drop the frame. */
+/* Chains popped so far for this frame are unusable (guest posted a bad
+ * one): return them empty so the guest can recycle them, and drop the
+ * frame. */
 static int give_back_empty(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
                            unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		vhu_vring_push(rx, &s->chains[i], 0);
+		vhu_vring_push(rx, &s->rx[s->rx_n + i], 0);
 	atomic_fetch_add(&d->stats.rx_dropped, 1);
 	return NET_RX_DROP;
 }
@@ -161,20 +189,23 @@ static int drop_unpop(struct net_dev *d, struct vhu_vring *rx, unsigned n)
 	return NET_RX_DROP;
 }
 
-/* Pop and fill chains until hdr + payload are placed. Returns the number of
- * chains used (> 0) or -NET_RX_* after cleaning up. */
+/* Pop and fill chains (at rx[s->rx_n...], iovecs from rx_iov[s->rx_pool])
+ * until hdr + payload are placed.  Returns the number of chains used (> 0)
+ * or -NET_RX_* after cleaning up; s->rx_n/rx_pool are not advanced. */
 static int fill_chains(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
                        const struct net_frame *f, unsigned hlen, bool mrg)
 {
 	size_t total = hlen + f->len, done = 0;
 	unsigned n = 0, pool = 0, ring = vhu_vring_size(rx);
+	struct iovec *iov = s->rx_iov + s->rx_pool;
 
 	while (done < total) {
-		struct vhu_chain *c = &s->chains[n];
+		unsigned at = s->rx_n + n;
+		struct vhu_chain *c = &s->rx[at];
 		unsigned room = NET_RX_IOV_POOL - pool;
 		if (n == NET_RX_CHAINS || n >= ring || (!mrg && n == 1) || room == 0)
 			return -drop_unpop(d, rx, n);
-		c->iov = s->rx_iov + pool;
+		c->iov = iov + pool;
 		c->iov_max = room < NET_RX_CHAIN_IOV ? room : NET_RX_CHAIN_IOV;
 		int r = vhu_vring_pop(rx, c);
 		if (r == 0) {
@@ -204,31 +235,71 @@ static int fill_chains(struct net_dev *d, struct vhu_vring *rx, struct net_scrat
 			take = c->in_len;
 		/* Payload bytes this chain carries: overall [max(done,hlen), done+take). */
 		size_t from = done > hlen ? done : hlen;
-		if (done + take > from)
+		if (take == total && c->iov[0].iov_len >= total && f->iov[0].iov_len >= f->off &&
+		    f->iov[0].iov_len - f->off >= f->len)
+			/* One buffer each side (small frames): copy straight. */
+			memmove((uint8_t *)c->iov[0].iov_base + hlen,
+			        (const uint8_t *)f->iov[0].iov_base + f->off, f->len);
+		else if (done + take > from)
 			net_iov_copy(c->iov, c->in_num, from - done, f->iov, f->niov,
 			             f->off + (from - hlen), done + take - from);
-		s->payload_at[n] = done;
-		s->written[n] = (uint32_t)take;
+		s->payload_at[at] = done;
+		s->written[at] = (uint32_t)take;
 		done += take;
 		n++;
 	}
 	return (int)n;
 }
 
+/* The destination MAC: straight from the first buffer when it is there. */
+static bool read_dst(const struct net_frame *f, uint8_t dst[6])
+{
+	if (f->niov && f->iov[0].iov_len >= f->off && f->iov[0].iov_len - f->off >= 6) {
+		memcpy(dst, (const uint8_t *)f->iov[0].iov_base + f->off, 6);
+		return true;
+	}
+	return net_iov_read(f->iov, f->niov, f->off, dst, 6) == 6;
+}
+
+/* The receive filter, without touching the frame in promiscuous mode
+ * (the default, and what QEMU's front ends leave on). */
+static bool rx_accept(struct net_dev *d, const struct net_frame *f)
+{
+	uint8_t dst[6];
+
+	if (atomic_load_explicit(&d->filter.promisc, memory_order_relaxed))
+		return true;
+	return read_dst(f, dst) && net_filter_accept(d, dst);
+}
+
+/* Header (and num_buffers) at the start of the first chain.  Constant
+ * sizes: this is per frame. */
+static void put_hdr(const struct vhu_chain *c0, const struct net_hdr *h, unsigned hlen,
+                    uint16_t nbufs)
+{
+	uint8_t w[NET_HDR_LEN_MAX];
+
+	memcpy(w, h, sizeof(*h));
+	memcpy(w + sizeof(*h), &nbufs, 2);
+	if (c0->iov[0].iov_len >= NET_HDR_LEN_MAX) {
+		if (hlen == NET_HDR_LEN_MAX)
+			memcpy(c0->iov[0].iov_base, w, NET_HDR_LEN_MAX);
+		else
+			memcpy(c0->iov[0].iov_base, w, sizeof(*h));
+	} else { /* fill_chains checked in_len >= hlen */
+		net_iov_write(c0->iov, c0->in_num, 0, w, hlen);
+	}
+}
+
 int net_rx_deliver(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
                    const struct net_frame *f)
 {
-	uint8_t dst[6], raw[NET_HDR_LEN_MAX] = {0};
 	struct net_hdr h;
 	bool sw_csum;
 	unsigned hlen = atomic_load_explicit(&d->hdr_len, memory_order_relaxed);
 	bool mrg = atomic_load_explicit(&d->mrg_rxbuf, memory_order_relaxed);
 
-	if (net_iov_read(f->iov, f->niov, f->off, dst, 6) != 6) {
-		atomic_fetch_add(&d->stats.rx_dropped, 1);
-		return NET_RX_DROP;
-	}
-	if (!net_filter_accept(d, dst)) {
+	if (!rx_accept(d, f)) {
 		atomic_fetch_add(&d->stats.rx_filtered, 1);
 		return NET_RX_DROP;
 	}
@@ -236,26 +307,26 @@ int net_rx_deliver(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *
 		atomic_fetch_add(&d->stats.rx_dropped, 1);
 		return NET_RX_DROP;
 	}
+	/* Room for the largest frame, or publish what is queued first. */
+	if (s->rx_n + NET_RX_CHAINS > NET_RX_BATCH ||
+	    s->rx_pool + NET_RX_IOV_POOL > NET_RX_IOV_BATCH)
+		net_rx_flush(rx, s);
 	int n = fill_chains(d, rx, s, f, hlen, mrg);
 	if (n < 0)
 		return -n;
 
-	memcpy(raw, &h, sizeof(h));
-	if (hlen == NET_HDR_LEN_MAX) {
-		uint16_t nb = (uint16_t)(mrg ? n : 1);
-		memcpy(raw + sizeof(h), &nb, 2);
-	}
-	net_iov_write(s->chains[0].iov, s->chains[0].in_num, 0, raw, hlen);
+	put_hdr(&s->rx[s->rx_n], &h, hlen, (uint16_t)(mrg ? n : 1));
 	if (sw_csum) {
 		size_t start = f->hdr.csum_start, at = start + f->hdr.csum_offset;
 		uint16_t c = (uint16_t)~net_csum_fold(
 		    net_iov_csum(f->iov, f->niov, f->off + start, f->len - start));
 		if (c == 0)
 			c = 0xffff; /* as the kernel's CSUM_MANGLED_0 */
-		put_byte(s, (unsigned)n, hlen + at, (uint8_t)(c >> 8));
-		put_byte(s, (unsigned)n, hlen + at + 1, (uint8_t)c);
+		put_byte(s, s->rx_n, (unsigned)n, hlen + at, (uint8_t)(c >> 8));
+		put_byte(s, s->rx_n, (unsigned)n, hlen + at + 1, (uint8_t)c);
 	}
 	for (int i = 0; i < n; i++)
-		vhu_vring_push(rx, &s->chains[i], s->written[i]);
+		s->rx_pool += s->rx[s->rx_n + i].in_num;
+	s->rx_n += (unsigned)n;
 	return NET_RX_OK; /* the caller counts rx_frames per batch */
 }

@@ -234,6 +234,7 @@ static void tap_rx(struct net_dev *d, unsigned k)
 		}
 		p->bounce_len = 0;
 	}
+	net_rx_flush(rx, p->scratch);
 	if (moved) {
 		atomic_fetch_add_explicit(&d->stats.rx_frames, moved, memory_order_relaxed);
 		vhu_vring_notify(rx);

@@ -8,6 +8,7 @@
  * which is the backpressure a real link would give.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -19,7 +20,9 @@ int net_tx_parse(struct net_dev *d, const struct vhu_chain *c, struct net_frame 
 
 	if (c->out_len < hlen + NET_MIN_FRAME || c->out_len - hlen > NET_MAX_FRAME)
 		return -EINVAL;
-	if (net_iov_read(c->iov, c->out_num, 0, &f->hdr, sizeof(f->hdr)) != sizeof(f->hdr))
+	if (c->out_num && c->iov[0].iov_len >= sizeof(f->hdr))
+		memcpy(&f->hdr, c->iov[0].iov_base, sizeof(f->hdr));
+	else if (net_iov_read(c->iov, c->out_num, 0, &f->hdr, sizeof(f->hdr)) != sizeof(f->hdr))
 		return -EINVAL;
 	f->iov = c->iov;
 	f->niov = c->out_num;
@@ -28,19 +31,77 @@ int net_tx_parse(struct net_dev *d, const struct vhu_chain *c, struct net_frame 
 	return 0;
 }
 
-/* Complete a tx chain that carried nothing usable. */
-static void tx_discard(struct vhu_vring *tx, struct vhu_chain *c, _Atomic uint64_t *counter)
-{
-	vhu_vring_push(tx, c, 0);
-	atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
-}
-
 struct fwd_result {
 	unsigned moved;
 	bool blocked, more;
 };
 
-/* One locked pass: tx of src pair k into rx (may be NULL: drop). */
+/* Pop up to NET_BURST tx chains into s->tx.  Stops after a chain that
+ * needs too many iovecs (it is consumed: the caller completes it), so that
+ * the chains after any point of the burst are exactly the last ones
+ * popped, which vhu_vring_unpop() can give back.  The first buffer of each
+ * is prefetched: the header and addresses are read next, and they were
+ * last written by the driver on another CPU. */
+static unsigned pop_burst(struct vhu_vring *tx, struct net_scratch *s, unsigned max, bool *e2big)
+{
+	unsigned n = 0, pool = 0;
+
+	*e2big = false;
+	while (n < max && NET_TX_IOV_BATCH - pool >= NET_TX_IOV) {
+		struct vhu_chain *c = &s->tx[n];
+		c->iov = s->tx_iov + pool;
+		c->iov_max = NET_TX_IOV;
+		int r = vhu_vring_pop(tx, c);
+		if (r == 0 || (r < 0 && r != -E2BIG))
+			break;
+		n++;
+		if (r == -E2BIG) {
+			*e2big = true;
+			break;
+		}
+		if (c->out_num) {
+			__builtin_prefetch(c->iov[0].iov_base);
+			if (c->iov[0].iov_len > 64)
+				__builtin_prefetch((const uint8_t *)c->iov[0].iov_base + 64);
+		}
+		pool += c->out_num + c->in_num;
+	}
+	return n;
+}
+
+/* One burst: frames s->tx[0, n) into rx (NULL: drop).  Returns how many tx
+ * chains are done (to complete); the rest were given back (rx full). */
+static unsigned forward_burst(struct net_dev *src, struct net_scratch *s, struct vhu_vring *tx,
+                              unsigned n, bool e2big, struct net_dev *dst, struct vhu_vring *rx,
+                              bool ready, struct fwd_result *res)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct net_frame f;
+
+		if (e2big && i == n - 1) { /* only ever the last one */
+			atomic_fetch_add_explicit(&src->stats.tx_errors, 1, memory_order_relaxed);
+			continue;
+		}
+		if (net_tx_parse(src, &s->tx[i], &f) < 0) {
+			atomic_fetch_add_explicit(&src->stats.tx_errors, 1, memory_order_relaxed);
+			continue;
+		}
+		if (!ready) {
+			atomic_fetch_add_explicit(&src->stats.tx_dropped, 1, memory_order_relaxed);
+			continue;
+		}
+		if (net_rx_deliver(dst, rx, s, &f) == NET_RX_AGAIN) {
+			vhu_vring_unpop(tx, n - i);
+			res->blocked = true;
+			return i;
+		}
+		res->moved++;
+	}
+	return n;
+}
+
+/* One locked pass: tx of src pair k into rx (may be NULL: drop).  Used
+ * entries are published once per burst on each ring. */
 static void forward_pass(struct net_dev *src, struct net_scratch *s, struct vhu_vring *tx,
                          struct net_dev *dst, struct vhu_vring *rx, struct fwd_result *res)
 {
@@ -48,33 +109,18 @@ static void forward_pass(struct net_dev *src, struct net_scratch *s, struct vhu_
 	unsigned budget = NET_BUDGET;
 
 	while (budget > 0) {
-		struct vhu_chain c = {.iov = s->tx_iov, .iov_max = NET_TX_IOV};
-		struct net_frame f;
-		int r = vhu_vring_pop(tx, &c);
-		if (r == 0)
+		bool e2big;
+		unsigned n = pop_burst(tx, s, budget < NET_BURST ? budget : NET_BURST, &e2big);
+		if (n == 0)
 			return;
-		if (r == -E2BIG) {
-			tx_discard(tx, &c, &src->stats.tx_errors);
-			continue;
-		}
-		if (r < 0)
+		budget -= n;
+		unsigned done = forward_burst(src, s, tx, n, e2big, dst, rx, ready, res);
+		if (rx)
+			net_rx_flush(rx, s);
+		if (done)
+			vhu_vring_push_batch(tx, s->tx_ptr, s->tx_written, done);
+		if (res->blocked)
 			return;
-		budget--;
-		if (net_tx_parse(src, &c, &f) < 0) {
-			tx_discard(tx, &c, &src->stats.tx_errors);
-			continue;
-		}
-		if (!ready) {
-			tx_discard(tx, &c, &src->stats.tx_dropped);
-			continue;
-		}
-		if (net_rx_deliver(dst, rx, s, &f) == NET_RX_AGAIN) {
-			vhu_vring_unpop(tx, 1);
-			res->blocked = true;
-			return;
-		}
-		vhu_vring_push(tx, &c, 0);
-		res->moved++;
 	}
 	res->more = true;
 }
