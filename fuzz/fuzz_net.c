@@ -93,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (unsigned i = 0; i < 4; i++) {
 			for (unsigned q = 0; q < 3;
 			     q++) { /* armed around callbacks as worker.c does */
+				d->vrings[q].budget_owner = vhu_tl_worker; /* we serve them */
 				d->vrings[q].cb_limited = true;
 				d->vrings[q].cb_pops = 0;
 				d->vrings[q].cb_exhausted = false;

@@ -1185,7 +1185,7 @@ static uint64_t workers_cpu_ns(void)
 	if (!dir)
 		return 0;
 	while ((e = readdir(dir))) {
-		char path[64], comm[32] = "";
+		char path[sizeof(e->d_name) + 32], comm[32] = "";
 		unsigned long long ns = 0;
 		FILE *fp;
 
