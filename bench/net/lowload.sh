@@ -65,70 +65,10 @@ case " $BACKENDS " in
 	}
 	;;
 esac
-lcores="$(printf '%s\n' "$BACKEND_CPU" "$GEN_CPU" | sort -n | paste -sd,)"
-
-WORK=$(mktemp -d /tmp/vhu-net-lowload.XXXXXX)
-BE_PID=
-cleanup() {
-	[ -n "$BE_PID" ] && kill -KILL "$BE_PID" 2>/dev/null
-	exec 7>&- 2>/dev/null || true
-	jobs -p | xargs -r kill -KILL 2>/dev/null
-	wait 2>/dev/null || true
-	[ -n "${KEEP:-}" ] && echo "lowload.sh: kept $WORK" >&2 || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_listening() {
-	for _ in $(seq 300); do
-		awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' \
-			/proc/net/unix && return 0
-		sleep 0.1
-	done
-	echo "lowload.sh: nothing listens on $1" >&2
-	return 1
-}
-
-# start_backend NAME SOCK
-start_backend() {
-	local be=$1 sock=$2
-	rm -f "$sock"
-	case $be in
-	vhu) taskset -c "$BACKEND_CPU" "$NET" --loopback -s "$sock" >"$WORK/be.log" 2>&1 & ;;
-	vhu-poll)
-		taskset -c "$BACKEND_CPU" "$NET" --loopback --poll="$POLL_US" -s "$sock" \
-			>"$WORK/be.log" 2>&1 &
-		;;
-	dpdk)
-		rm -f "$WORK/be.fifo"
-		mkfifo "$WORK/be.fifo"
-		"$TESTPMD" -l "$lcores" --main-lcore "$GEN_CPU" --no-huge -m 512 --no-pci \
-			--file-prefix="vhu-lowload-$$" --log-level=lib.eal,warning \
-			--vdev "net_vhost0,iface=$sock,queues=1" -- -i --total-num-mbufs=32768 \
-			--forward-mode=io --port-topology=loop <"$WORK/be.fifo" >"$WORK/be.log" 2>&1 &
-		BE_PID=$!
-		exec 7>"$WORK/be.fifo"
-		echo start >&7
-		;;
-	esac
-	[ "$be" = dpdk ] || BE_PID=$!
-	wait_listening "$sock"
-}
-
-stop_backend() {
-	if grep -q dpdk-testpmd "/proc/$BE_PID/cmdline" 2>/dev/null; then
-		printf 'stop\nquit\n' >&7 || true
-		exec 7>&-
-	else
-		kill -TERM "$BE_PID" 2>/dev/null || true
-	fi
-	for _ in $(seq 100); do
-		kill -0 "$BE_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$BE_PID" 2>/dev/null || true
-	wait "$BE_PID" 2>/dev/null || true
-	BE_PID=
-}
+PROG=lowload
+DPDK_ARGS=--port-topology=loop # what comes in goes back out
+# shellcheck source=bench/net/lib.sh
+. "$here/lib.sh"
 
 # field KEY FILE: the value after KEY in the tool's output line.
 field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }' "$2"; }
