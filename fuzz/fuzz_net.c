@@ -94,14 +94,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (unsigned q = 0; q < 3;
 			     q++) { /* armed around callbacks as worker.c does */
 				d->vrings[q].budget_owner = vhu_tl_worker; /* we serve them */
-				d->vrings[q].cb_limited = true;
-				d->vrings[q].cb_pops = 0;
-				d->vrings[q].cb_exhausted = false;
+				vhu_vring_budget(&d->vrings[q], true);
 			}
 			r = net_backend_ops.handle_event(nd, order[i], EPOLLIN, d->vring_ptrs,
 			                                 d->nq, 0);
 			for (unsigned q = 0; q < 3; q++)
-				d->vrings[q].cb_limited = false;
+				vhu_vring_budget(&d->vrings[q], false);
 			FZ_ASSERT(r <= 0);
 		}
 		for (unsigned q = 0; q < 3; q++) {

@@ -44,11 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct vhu_vring *vrp = &g.vr;
 
 		for (int round = 0; round < 2; round++) {
-			g.vr.cb_limited = true; /* armed around callbacks as worker.c does */
+			vhu_vring_budget(&g.vr, true); /* armed around callbacks as worker.c does */
 			r = rng_backend_ops.handle_event(dev, 0, EPOLLIN, &vrp, 1, 0);
-			g.vr.cb_limited = false;
-			g.vr.cb_pops = 0;
-			g.vr.cb_exhausted = false;
+			vhu_vring_budget(&g.vr, false);
 			FZ_ASSERT(r == 0 || (r == -EIO && vhu_vring_failed(&g.vr)));
 			if (!vhu_vring_failed(&g.vr))
 				FZ_ASSERT(g.vr.inuse == 0);

@@ -226,6 +226,11 @@ struct vhu_vring {
 	} stats;
 };
 
+/* Arm (or disarm) the per-callback pop budget around one device callback,
+ * as the serving worker does; the count starts afresh either way.
+ * Returns whether the budget ran out since it was armed. */
+bool vhu_vring_budget(struct vhu_vring *vr, bool arm);
+
 /* The worker (struct vhu_worker) running on this thread, or NULL. */
 extern __thread const void *vhu_tl_worker __attribute__((tls_model("initial-exec")));
 

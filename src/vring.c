@@ -165,6 +165,16 @@ static bool cut_short(const struct vhu_vring *vr)
 	return vr->budget_owner == vhu_tl_worker && vr->cb_exhausted;
 }
 
+bool vhu_vring_budget(struct vhu_vring *vr, bool arm)
+{
+	bool exhausted = vr->cb_exhausted;
+
+	vr->cb_pops = 0;
+	vr->cb_exhausted = false;
+	vr->cb_limited = arm;
+	return exhausted;
+}
+
 int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)
 {
 	int r;

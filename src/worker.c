@@ -85,11 +85,8 @@ static void budget(struct vhu_worker *w, bool arm)
 		if (q >= d->nq)
 			break;
 		vr = &d->vrings[q];
-		if (!arm && vr->cb_exhausted)
+		if (vhu_vring_budget(vr, arm) && !arm)
 			w->pending |= VHU_BIT(q);
-		vr->cb_pops = 0;
-		vr->cb_exhausted = false;
-		vr->cb_limited = arm;
 	}
 }
 
