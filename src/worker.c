@@ -257,6 +257,10 @@ static int poll_events(struct vhu_worker *w)
  * enough for I/O completions, rarely enough to cost little. */
 #define POLL_EVENTS_US 4
 
+struct poll_hits {
+	unsigned early, late; /* found within the first / second half of the window */
+};
+
 /*
  * Adaptive polling: with notifications off, keep looking at the rings
  * (and, every POLL_EVENTS_US, at the worker's other events) until nothing
@@ -266,9 +270,6 @@ static int poll_events(struct vhu_worker *w)
  * times polling found work after an empty pass: each is a sleep and a
  * wake-up saved.  Returns true if the worker must exit.
  */
-struct poll_hits {
-	unsigned early, late; /* found within the first / second half of the window */
-};
 static bool poll_rings(struct vhu_worker *w, unsigned win_us, struct poll_hits *hits)
 {
 	struct vhu_daemon *d = w->d;
