@@ -108,6 +108,11 @@ static int pdrv_used(struct pdrv *d, uint16_t *id, uint32_t *len, uint16_t *flag
 	uint16_t f = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
 	bool a = f & PF_AVAIL, u = f & PF_USED;
 
+	/* Defined outputs either way: callers assert on them after a 0. */
+	*id = 0xffff;
+	*len = 0;
+	if (flags)
+		*flags = 0;
 	if (a != u || u != d->used_wrap)
 		return 0;
 	*id = e->id;
