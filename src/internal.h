@@ -11,6 +11,7 @@
  *   vring_packed.c packed-ring layout
  *   vring_packed.c packed-ring layout (virtio 1.1+ 2.8)
  *   vring_desc.c   chain walking / logging helpers both layouts share
+ *   chain.c    copying into and out of a popped chain (vhu_chain_read/write)
  *   inflight.c INFLIGHT_SHMFD shared region and resubmission
  *   backend.c  calling device ops with defaults and the lock mode
  *   handler.c  dispatch table, checks shared by all requests, replies

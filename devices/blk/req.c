@@ -9,36 +9,6 @@
 
 #include "blk.h"
 
-/* Copy `len` bytes starting `skip` bytes into iov[0, n) to buf. Returns bytes copied. */
-static size_t iov_copy_from(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
-{
-	size_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		size_t chunk = iov[i].iov_len - skip;
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + skip, chunk);
-		done += chunk;
-		skip = 0;
-	}
-	return done;
-}
-
-static size_t iov_copy_to(struct iovec *iov, unsigned n, const void *buf, size_t len)
-{
-	size_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t chunk = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-		memcpy(iov[i].iov_base, (const uint8_t *)buf + done, chunk);
-		done += chunk;
-	}
-	return done;
-}
-
 /* Point r->data at iov[first, first+n) minus `skip` leading bytes, in place. */
 static void set_data(struct blk_req *r, unsigned first, unsigned n, size_t skip)
 {
@@ -133,7 +103,7 @@ static void parse_dz(const struct blk_limits *lim, struct blk_req *r, bool zeroe
 	for (unsigned i = 0; i < nseg; i++) {
 		struct virtio_blk_discard_write_zeroes s;
 		size_t off = sizeof(struct virtio_blk_outhdr) + i * sizeof(s);
-		iov_copy_from(c->iov, c->out_num, off, &s, sizeof(s));
+		vhu_chain_read(c, off, &s, sizeof(s));
 		uint32_t flags = s.flags, nsec = s.num_sectors;
 		if (flags & ~(uint32_t)VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
 			return set_status(r, VIRTIO_BLK_S_UNSUPP);
@@ -154,13 +124,13 @@ static void parse_dz(const struct blk_limits *lim, struct blk_req *r, bool zeroe
 	r->op = zeroes ? BLK_OP_ZEROES : BLK_OP_DISCARD;
 }
 
-static void parse_get_id(const struct blk_limits *lim, struct blk_req *r, unsigned nin)
+static void parse_get_id(const struct blk_limits *lim, struct blk_req *r)
 {
 	const struct vhu_chain *c = &r->chain;
 	size_t n = c->in_len - 1;
 	if (n > VIRTIO_BLK_ID_BYTES)
 		n = VIRTIO_BLK_ID_BYTES;
-	r->written = iov_copy_to(c->iov + c->out_num, nin, lim->serial, n);
+	r->written = vhu_chain_write(c, 0, lim->serial, n); /* status byte trimmed off */
 	set_status(r, VIRTIO_BLK_S_OK);
 }
 
@@ -182,10 +152,10 @@ void blk_req_parse(const struct blk_limits *lim, struct blk_req *r)
 		return; /* nowhere to report: pushed with nothing written */
 	if (c->out_len < sizeof(hdr))
 		return set_status(r, VIRTIO_BLK_S_IOERR);
-	if (c->iov[0].iov_len >= sizeof(hdr)) /* the usual case: one descriptor */
+	if (c->iov[0].iov_len >= sizeof(hdr)) /* the usual case, inline: one descriptor */
 		memcpy(&hdr, c->iov[0].iov_base, sizeof(hdr));
 	else
-		iov_copy_from(c->iov, c->out_num, 0, &hdr, sizeof(hdr));
+		vhu_chain_read(c, 0, &hdr, sizeof(hdr));
 
 	switch (hdr.type) {
 	case VIRTIO_BLK_T_IN:
@@ -200,7 +170,7 @@ void blk_req_parse(const struct blk_limits *lim, struct blk_req *r)
 	case VIRTIO_BLK_T_GET_ID:
 		if (c->out_len != sizeof(hdr))
 			return set_status(r, VIRTIO_BLK_S_IOERR);
-		return parse_get_id(lim, r, nin);
+		return parse_get_id(lim, r);
 	case VIRTIO_BLK_T_DISCARD:
 		return parse_dz(lim, r, false);
 	case VIRTIO_BLK_T_WRITE_ZEROES:

@@ -161,12 +161,12 @@ static uint32_t ctrl_one(struct net_dev *d, const struct vhu_chain *c)
 	if (c->in_len < 1)
 		return 0; /* nowhere to answer: complete it empty */
 	if (c->out_len >= 2 && c->out_len <= NET_CTRL_BUF) {
-		size_t len = net_iov_read(c->iov, c->out_num, 0, d->ctrl_buf, c->out_len);
+		size_t len = vhu_chain_read(c, 0, d->ctrl_buf, c->out_len);
 		if (ctrl_dispatch(d, d->ctrl_buf, len) == 0)
 			status = VIRTIO_NET_OK;
 	}
 	atomic_fetch_add(status == VIRTIO_NET_OK ? &d->stats.ctrl_cmds : &d->stats.ctrl_errors, 1);
-	net_iov_write(c->iov + c->out_num, c->in_num, 0, &status, 1);
+	vhu_chain_write(c, 0, &status, 1);
 	return 1;
 }
 

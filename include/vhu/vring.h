@@ -22,6 +22,7 @@
 #define VHU_VRING_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -55,6 +56,34 @@ struct vhu_chain {
 	struct iovec *iov;
 	uint32_t iov_max;
 };
+
+/*
+ * Copy between a chain and the device's own memory, so that a device never
+ * walks iovecs by hand.
+ *
+ * vhu_chain_read() copies up to `len` bytes of the chain's readable part
+ * (iov[0, out_num)), starting `off` bytes into it, to buf.
+ * vhu_chain_write() copies up to `len` bytes from buf into the writable part
+ * (iov[out_num, out_num + in_num)), starting `off` bytes into it.  Both
+ * return the bytes copied: less than len when the part ends first (0 when
+ * off is at or past its end, or c is NULL or inconsistent: counts past
+ * iov_max, as after a -E2BIG pop).  Nothing is allocated; any thread.
+ *
+ * The guest owns these bytes and may change them at any moment, also
+ * while they are being copied (a buggy or hostile driver):
+ *  - copy a header once with vhu_chain_read() and validate and use only
+ *    the copy; never read the same field from the chain twice and expect
+ *    the same value (time-of-check to time-of-use);
+ *  - what vhu_chain_write() put there is the guest's as soon as the chain
+ *    is pushed, and the guest may read it earlier; give vhu_vring_push()
+ *    a `written` that covers every byte written (push dirty-logs the first
+ *    `written` bytes of the writable part for live migration).
+ * The guest may also make buffers overlap, each other or buf itself when
+ * buf is guest memory (copying from one chain to another): the copy then
+ * behaves as memmove, never as undefined behaviour.
+ */
+size_t vhu_chain_read(const struct vhu_chain *c, size_t off, void *buf, size_t len);
+size_t vhu_chain_write(const struct vhu_chain *c, size_t off, const void *buf, size_t len);
 
 /*
  * Take the next available chain.
