@@ -116,7 +116,8 @@ static int mem_create(struct vhuf *f)
 	return 0;
 }
 
-int vhuf_connect(struct vhuf **out, const char *path, const struct vhuf_opts *opts)
+/* A front end with guest memory and no socket yet. */
+static int vhuf_new(struct vhuf **out, const struct vhuf_opts *opts)
 {
 	struct vhuf *f = calloc(1, sizeof(*f));
 	int ret;
@@ -141,12 +142,24 @@ int vhuf_connect(struct vhuf **out, const char *path, const struct vhuf_opts *op
 		return -EINVAL;
 	}
 	ret = mem_create(f);
-	if (ret == 0) {
-		f->sock = connect_retry(path, f->opts.connect_timeout_ms);
-		if (f->sock < 0)
-			ret = f->sock;
-	}
 	if (ret < 0) {
+		vhuf_close(f);
+		return ret;
+	}
+	*out = f;
+	return 0;
+}
+
+int vhuf_connect(struct vhuf **out, const char *path, const struct vhuf_opts *opts)
+{
+	struct vhuf *f;
+	int ret = vhuf_new(&f, opts);
+
+	if (ret < 0)
+		return ret;
+	f->sock = connect_retry(path, f->opts.connect_timeout_ms);
+	if (f->sock < 0) {
+		ret = f->sock;
 		vhuf_close(f);
 		return ret;
 	}
@@ -161,6 +174,69 @@ int vhuf_reconnect(struct vhuf *f, const char *path)
 	f->negotiated = f->owner = false;
 	f->features = f->protocol_features = 0;
 	f->sock = connect_retry(path, f->opts.connect_timeout_ms);
+	return f->sock < 0 ? f->sock : 0;
+}
+
+int vhuf_listen(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, err;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int accept_wait(int lfd, int timeout_ms)
+{
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
+	int n, fd;
+
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int vhuf_accept(struct vhuf **out, int lfd, int timeout_ms, const struct vhuf_opts *opts)
+{
+	struct vhuf *f;
+	int ret = vhuf_new(&f, opts);
+
+	if (ret < 0)
+		return ret;
+	f->sock = accept_wait(lfd, timeout_ms);
+	if (f->sock < 0) {
+		ret = f->sock;
+		vhuf_close(f);
+		return ret;
+	}
+	*out = f;
+	return 0;
+}
+
+int vhuf_reaccept(struct vhuf *f, int lfd, int timeout_ms)
+{
+	if (f->sock >= 0)
+		close(f->sock);
+	f->negotiated = f->owner = false;
+	f->features = f->protocol_features = 0;
+	f->sock = accept_wait(lfd, timeout_ms);
 	return f->sock < 0 ? f->sock : 0;
 }
 

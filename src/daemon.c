@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,9 @@ int vhu_daemon_new(struct vhu_daemon **out, const struct vhu_backend_ops *ops, v
 	d->name = cfg->name ? cfg->name : "vhu";
 	d->poll_us = cfg->poll_us;
 	d->max_connections = cfg->max_connections;
+	d->retry_min_ms = cfg->retry_min_ms;
+	d->retry_max_ms = cfg->retry_max_ms;
+	d->retry_limit = cfg->retry_limit;
 	d->flavour = cfg->vring_flavour;
 	err = vhu_be_init(&d->be, ops, dev, cfg->lock);
 	if (err) {
@@ -111,8 +115,7 @@ int vhu_daemon_new(struct vhu_daemon **out, const struct vhu_backend_ops *ops, v
 	return 0;
 }
 
-/* Wait for fd readable or a stop request.  1 readable, 0 stopped. */
-static int wait_or_stop(struct vhu_daemon *d, int fd, int timeout_ms)
+int vhu_daemon_wait_fd(struct vhu_daemon *d, int fd, int timeout_ms)
 {
 	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = d->stop_fd, .events = POLLIN}};
 	int n;
@@ -127,7 +130,7 @@ static int wait_or_stop(struct vhu_daemon *d, int fd, int timeout_ms)
 	return n > 0 ? 1 : -ETIMEDOUT;
 }
 
-static void consume_stop(struct vhu_daemon *d)
+void vhu_daemon_consume_stop(struct vhu_daemon *d)
 {
 	uint64_t v;
 
@@ -135,12 +138,10 @@ static void consume_stop(struct vhu_daemon *d)
 		VHU_LOGW("%s: stop eventfd: %s", d->name, strerror(errno));
 }
 
-/* Serve one front end on connected socket fd (closed here).  Returns
- * -ECANCELED if stopped, else 0. */
-static int serve_conn(struct vhu_daemon *d, int fd)
+int vhu_daemon_serve_conn(struct vhu_daemon *d, int fd)
 {
 	struct vhu_msg *m = malloc(sizeof(*m));
-	int err = -ENOMEM;
+	int err = -ENOMEM, handled = 0;
 
 	int fl = fcntl(fd, F_GETFL);
 
@@ -150,6 +151,7 @@ static int serve_conn(struct vhu_daemon *d, int fd)
 		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	if (m) {
 		VHU_LOGI("%s: front end connected", d->name);
+		atomic_store(&d->connected, true);
 		vhu_conn_begin(d, fd);
 		for (;;) {
 			err = vhu_msg_recv_stop(fd, m, d->stop_fd);
@@ -158,8 +160,10 @@ static int serve_conn(struct vhu_daemon *d, int fd)
 			err = vhu_conn_handle(d, m);
 			if (err)
 				break;
+			handled += handled < INT_MAX;
 		}
 		vhu_conn_end(d);
+		atomic_store(&d->connected, false);
 		free(m);
 	}
 	close(fd);
@@ -168,10 +172,10 @@ static int serve_conn(struct vhu_daemon *d, int fd)
 		VHU_LOGI("%s: front end disconnected", d->name);
 	else if (err != -ECANCELED)
 		VHU_LOGW("%s: front end dropped: %s", d->name, strerror(-err));
-	return err == -ECANCELED ? err : 0;
+	return err == -ECANCELED ? err : handled;
 }
 
-static bool enough(struct vhu_daemon *d)
+bool vhu_daemon_enough(struct vhu_daemon *d)
 {
 	return d->max_connections && atomic_load(&d->connections) >= d->max_connections;
 }
@@ -179,8 +183,8 @@ static bool enough(struct vhu_daemon *d)
 /* Accept and serve front ends until stopped or max_connections. */
 static int serve_listener(struct vhu_daemon *d, int lfd)
 {
-	while (!enough(d)) {
-		int r = wait_or_stop(d, lfd, -1), cfd;
+	while (!vhu_daemon_enough(d)) {
+		int r = vhu_daemon_wait_fd(d, lfd, -1), cfd;
 
 		if (r < 0)
 			return r;
@@ -195,14 +199,14 @@ static int serve_listener(struct vhu_daemon *d, int lfd)
 				continue;
 			VHU_LOGW("%s: accept: %s", d->name, strerror(errno));
 			/* EMFILE and friends: back off instead of spinning. */
-			if (wait_or_stop(d, d->stop_fd, 100) == 0)
+			if (vhu_daemon_wait_fd(d, d->stop_fd, 100) == 0)
 				break;
 			continue;
 		}
-		if (serve_conn(d, cfd) == -ECANCELED)
+		if (vhu_daemon_serve_conn(d, cfd) == -ECANCELED)
 			break;
 	}
-	consume_stop(d);
+	vhu_daemon_consume_stop(d);
 	return 0;
 }
 
@@ -255,13 +259,12 @@ static int listen_at(const char *path, struct stat *st)
 	return fd;
 }
 
-/* One serve() at a time: the connection state is the daemon's. */
-static bool serve_enter(struct vhu_daemon *d)
+bool vhu_daemon_serve_enter(struct vhu_daemon *d)
 {
 	return !atomic_exchange(&d->serving, true);
 }
 
-static void serve_leave(struct vhu_daemon *d)
+void vhu_daemon_serve_leave(struct vhu_daemon *d)
 {
 	atomic_store(&d->serving, false);
 }
@@ -292,10 +295,10 @@ int vhu_daemon_serve(struct vhu_daemon *d, const char *path)
 
 	if (!d)
 		return -EINVAL;
-	if (!serve_enter(d))
+	if (!vhu_daemon_serve_enter(d))
 		return -EBUSY;
 	err = serve_path(d, path);
-	serve_leave(d);
+	vhu_daemon_serve_leave(d);
 	return err;
 }
 
@@ -315,8 +318,8 @@ static int serve_fd(struct vhu_daemon *d, int fd)
 		close(fd);
 		return err;
 	}
-	if (serve_conn(d, fd) == -ECANCELED)
-		consume_stop(d);
+	if (vhu_daemon_serve_conn(d, fd) == -ECANCELED)
+		vhu_daemon_consume_stop(d);
 	return 0;
 }
 
@@ -324,13 +327,13 @@ int vhu_daemon_serve_fd(struct vhu_daemon *d, int fd)
 {
 	int err;
 
-	if (!d || !serve_enter(d)) {
+	if (!d || !vhu_daemon_serve_enter(d)) {
 		if (fd >= 0)
 			close(fd);
 		return d ? -EBUSY : -EINVAL;
 	}
 	err = serve_fd(d, fd);
-	serve_leave(d);
+	vhu_daemon_serve_leave(d);
 	return err;
 }
 
@@ -338,17 +341,20 @@ static void *serve_main(void *arg)
 {
 	struct vhu_daemon *d = arg;
 
-	if (d->start_path)
+	if (d->start_connect)
+		d->serve_result = vhu_daemon_connect(d, d->start_path);
+	else if (d->start_path)
 		d->serve_result = vhu_daemon_serve(d, d->start_path);
 	else
 		d->serve_result = vhu_daemon_serve_fd(d, d->start_fd);
 	return NULL;
 }
 
-static int start(struct vhu_daemon *d, const char *path, int fd)
+static int start(struct vhu_daemon *d, const char *path, int fd, bool connect)
 {
 	if (d->serving_thread)
 		return -EBUSY;
+	d->start_connect = connect;
 	d->start_path = NULL;
 	if (path && !(d->start_path = strdup(path)))
 		return -ENOMEM;
@@ -367,7 +373,14 @@ int vhu_daemon_start(struct vhu_daemon *d, const char *path)
 {
 	if (!d || !path)
 		return -EINVAL;
-	return start(d, path, -1);
+	return start(d, path, -1, false);
+}
+
+int vhu_daemon_start_connect(struct vhu_daemon *d, const char *path)
+{
+	if (!d || !path)
+		return -EINVAL;
+	return start(d, path, -1, true);
 }
 
 int vhu_daemon_start_fd(struct vhu_daemon *d, int fd)
@@ -379,7 +392,7 @@ int vhu_daemon_start_fd(struct vhu_daemon *d, int fd)
 			close(fd);
 		return -EINVAL;
 	}
-	err = start(d, NULL, fd);
+	err = start(d, NULL, fd, false);
 	if (err)
 		close(fd);
 	return err;
@@ -426,6 +439,11 @@ struct vhu_vring *vhu_daemon_vring(struct vhu_daemon *d, unsigned q)
 uint64_t vhu_daemon_connections(const struct vhu_daemon *d)
 {
 	return d ? atomic_load(&((struct vhu_daemon *)d)->connections) : 0;
+}
+
+bool vhu_daemon_connected(const struct vhu_daemon *d)
+{
+	return d && atomic_load(&((struct vhu_daemon *)d)->connected);
 }
 
 uint64_t vhu_daemon_acked_features(const struct vhu_daemon *d)

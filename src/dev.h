@@ -151,6 +151,7 @@ struct vhu_daemon {
 	const char *name;
 	unsigned poll_us;
 	unsigned max_connections;
+	unsigned retry_min_ms, retry_max_ms, retry_limit; /* client mode (connect.c) */
 	enum vhu_vring_flavour flavour;
 
 	unsigned nq;
@@ -170,14 +171,32 @@ struct vhu_daemon {
 	struct vhu_conn conn;
 	_Atomic uint64_t acked_features;
 	_Atomic uint64_t connections;
+	atomic_bool connected; /* a front end is being served */
 
 	int stop_fd; /* eventfd written by vhu_daemon_stop */
 	pthread_t serve_thread;
 	bool serving_thread;
 	atomic_bool serving; /* inside serve()/serve_fd() */
 	char *start_path;
+	bool start_connect; /* the serving thread runs vhu_daemon_connect() */
 	int start_fd;
 	int serve_result;
 };
+
+/* Wait until fd is readable (1), a stop was requested (0), timeout_ms
+ * passed (-ETIMEDOUT; -1 waits forever) or poll failed (-errno). */
+int vhu_daemon_wait_fd(struct vhu_daemon *d, int fd, int timeout_ms);
+/* Clear a pending stop request once serving ended. */
+void vhu_daemon_consume_stop(struct vhu_daemon *d);
+/* Serve one front end on the connected socket fd (closed here) until it
+ * hangs up or breaks the protocol.  Returns -ECANCELED if stopped, else
+ * the number of requests it handled. */
+int vhu_daemon_serve_conn(struct vhu_daemon *d, int fd);
+/* max_connections front ends served. */
+bool vhu_daemon_enough(struct vhu_daemon *d);
+/* One serve()/connect() at a time: the connection state is the daemon's.
+ * enter() is false when another is running. */
+bool vhu_daemon_serve_enter(struct vhu_daemon *d);
+void vhu_daemon_serve_leave(struct vhu_daemon *d);
 
 #endif

@@ -1,8 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The daemon: listens on a unix socket, serves one front end at a time with
- * the protocol handler, runs the device's worker threads, and after a front
- * end goes resets the device and waits for the next one.
+ * The daemon: serves one front end at a time with the protocol handler,
+ * runs the device's worker threads, and after a front end goes resets the
+ * device and waits for the next one.  It either listens on a unix socket
+ * (serve: the front end connects, QEMU's default) or connects to a front
+ * end that listens (connect: client mode, QEMU `-chardev
+ * socket,server=on`, DPDK virtio-user `server=1`), reconnecting after each
+ * disconnect so that the back end can be restarted under running VMs.
+ *
+ * Threads: the protocol handler of a daemon runs on the thread that called
+ * serve()/connect() (or the one start*() created): one per device, asleep
+ * in poll() on its socket while the front end says nothing.  Each device
+ * keeps its own handler because the handler blocks: it waits for the
+ * device's workers (ring changes, memory updates), for the device
+ * (reset_device may wait for I/O in flight), and for a front end that is
+ * slow to read its replies; a shared control loop would let one device or
+ * one front end stall every other.  The data path runs on the daemon's own
+ * worker threads, or on a vhu_pool's threads shared with other daemons.
  */
 #ifndef VHU_DAEMON_H
 #define VHU_DAEMON_H
@@ -35,6 +49,13 @@ struct vhu_daemon_config {
 	unsigned poll_us;
 	/* Stop after serving this many front ends; 0 = until vhu_daemon_stop. */
 	unsigned max_connections;
+	/* Client mode (vhu_daemon_connect): after a failed connection attempt
+	 * wait retry_min_ms (0: 100 ms), doubling up to retry_max_ms (0: 2000
+	 * ms); give up after retry_limit consecutive failed attempts (0:
+	 * never).  Ignored by serve(). */
+	unsigned retry_min_ms;
+	unsigned retry_max_ms;
+	unsigned retry_limit;
 };
 
 /*
@@ -65,9 +86,29 @@ int vhu_daemon_serve(struct vhu_daemon *d, const char *path);
  */
 int vhu_daemon_serve_fd(struct vhu_daemon *d, int fd);
 
-/* Run serve()/serve_fd() in a new thread; collect its result with wait(). */
+/*
+ * Client mode: connect to the front end listening at `path` and serve it;
+ * when it hangs up (or breaks the protocol and is dropped) reset the device
+ * as after any front end and connect again, until vhu_daemon_stop() or
+ * max_connections.  While nobody listens at path (no socket file,
+ * connection refused, backlog full) retry with the back-off of the
+ * config's retry_* fields; a front end that sent at least one request
+ * resets the back-off, one that hangs up without a word does not.  Blocks.
+ * Returns 0 when stopped or after max_connections, -EINVAL /
+ * -ENAMETOOLONG for a bad path, -EBUSY if serve()/connect() already runs,
+ * or the last connect() error (-ENOENT, -ECONNREFUSED, ...) after
+ * retry_limit failed attempts or one that retrying cannot cure (-EACCES,
+ * -ENOTSOCK...).  The device's in-flight state that the front end keeps
+ * (INFLIGHT_SHMFD) survives a restart of the back end process in this
+ * mode as in the other.  Thread: any (becomes the handler thread).
+ */
+int vhu_daemon_connect(struct vhu_daemon *d, const char *path);
+
+/* Run serve()/serve_fd()/connect() in a new thread; collect its result
+ * with wait(). */
 int vhu_daemon_start(struct vhu_daemon *d, const char *path);
 int vhu_daemon_start_fd(struct vhu_daemon *d, int fd);
+int vhu_daemon_start_connect(struct vhu_daemon *d, const char *path);
 int vhu_daemon_wait(struct vhu_daemon *d);
 
 /* Make serve() return: drops the current front end, resets the device.
@@ -96,6 +137,10 @@ struct vhu_vring *vhu_daemon_vring(struct vhu_daemon *d, unsigned q);
 
 /* Front ends served so far (connections accepted and finished). */
 uint64_t vhu_daemon_connections(const struct vhu_daemon *d);
+
+/* A front end is being served right now (connected or accepted, not yet
+ * gone).  Thread: any. */
+bool vhu_daemon_connected(const struct vhu_daemon *d);
 
 /* Acked virtio features of the current connection. */
 uint64_t vhu_daemon_acked_features(const struct vhu_daemon *d);

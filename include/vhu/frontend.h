@@ -42,6 +42,18 @@ int vhuf_connect(struct vhuf **out, const char *path, const struct vhuf_opts *op
  * old connection stopped.  Negotiated state is forgotten.  0 or -errno
  * (the struct stays valid and may be closed). */
 int vhuf_reconnect(struct vhuf *f, const char *path);
+/*
+ * The front end as a server (QEMU `-chardev socket,server=on`), for back
+ * ends in client mode: vhuf_listen() binds and listens at path (a file
+ * there is replaced) and returns the listening fd (the caller closes it
+ * and removes the file).  vhuf_accept() waits up to timeout_ms (-1:
+ * forever) for a back end to connect on lfd, then is vhuf_connect();
+ * vhuf_reaccept() is vhuf_reconnect() for the next back end on lfd.
+ * 0 / fd or -errno (-ETIMEDOUT: nobody came).
+ */
+int vhuf_listen(const char *path);
+int vhuf_accept(struct vhuf **out, int lfd, int timeout_ms, const struct vhuf_opts *opts);
+int vhuf_reaccept(struct vhuf *f, int lfd, int timeout_ms);
 /* Close the socket, every eventfd and the guest memory. */
 void vhuf_close(struct vhuf *f);
 /* The unix socket (for hostile tests that write raw bytes). */
