@@ -234,7 +234,7 @@ static int claim_path(const char *path)
 	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int listen_at(const char *path, struct stat *st)
+int vhu_listen_unix(const char *path, struct stat *st)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd, err;
@@ -274,7 +274,7 @@ static int serve_path(struct vhu_daemon *d, const char *path)
 	struct stat st, now;
 	int fd, err;
 
-	fd = listen_at(path, &st);
+	fd = vhu_listen_unix(path, &st);
 	if (fd < 0) {
 		VHU_LOGE("%s: cannot listen on %s: %s", d->name, path ? path : "(null)",
 		         strerror(-fd));

@@ -146,6 +146,13 @@ void vhu_conn_end(struct vhu_daemon *d);
 
 /* ---- daemon.c --------------------------------------------------------- */
 
+struct stat;
+/* Listen on the unix socket `path`: a stale socket file is replaced, one a
+ * live process listens on is refused (-EADDRINUSE), a file that is not a
+ * socket too (-EEXIST).  Returns the listening fd (close-on-exec) and the
+ * socket file's *st, or -errno. */
+int vhu_listen_unix(const char *path, struct stat *st);
+
 struct vhu_daemon {
 	struct vhu_backend be;
 	const char *name;

@@ -17,6 +17,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static vhu_log_sink log_sink;
 static void *log_opaque;
 static _Atomic int log_level = -1; /* -1: not read from VHU_LOG yet */
+static char log_prefix[64] = "libvhu";
 
 static int level_from_env(void)
 {
@@ -59,6 +60,21 @@ void vhu_log_set_level(enum vhu_log_level level)
 	atomic_store(&log_level, (int)level);
 }
 
+void vhu_log_set_prefix(const char *prefix)
+{
+	pthread_mutex_lock(&log_lock);
+	snprintf(log_prefix, sizeof(log_prefix), "%s", prefix ? prefix : "libvhu");
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Does msg already start with "PREFIX: "? */
+static bool prefixed(const char *msg)
+{
+	size_t n = strlen(log_prefix);
+
+	return !strncmp(msg, log_prefix, n) && msg[n] == ':' && msg[n + 1] == ' ';
+}
+
 void vhu_log(enum vhu_log_level level, const char *fmt, ...)
 {
 	char msg[1024];
@@ -73,8 +89,10 @@ void vhu_log(enum vhu_log_level level, const char *fmt, ...)
 	pthread_mutex_lock(&log_lock);
 	if (log_sink)
 		log_sink(level, msg, log_opaque);
+	else if (prefixed(msg))
+		fprintf(stderr, "%s\n", msg);
 	else
-		fprintf(stderr, "libvhu: %s\n", msg);
+		fprintf(stderr, "%s: %s\n", log_prefix, msg);
 	pthread_mutex_unlock(&log_lock);
 }
 

@@ -17,6 +17,14 @@ typedef void (*vhu_log_sink)(enum vhu_log_level level, const char *msg, void *op
 void vhu_log_set_sink(vhu_log_sink sink, void *opaque);
 void vhu_log_set_level(enum vhu_log_level level);
 
+/* What starts each line printed to stderr: "PREFIX: message" (default
+ * "libvhu"; vhu_program_new() sets the program's name), so that a daemon's
+ * lines, its device's and the library's, carry the daemon's name.  A
+ * message that already starts with "PREFIX: " is not prefixed twice.
+ * Copied (at most 63 bytes); NULL restores the default.  A sink gets the
+ * message without prefix.  Thread: call before starting daemons. */
+void vhu_log_set_prefix(const char *prefix);
+
 /* Emit a message (printf format). Thread: any. */
 void vhu_log(enum vhu_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -8,6 +8,7 @@
 #include "vhu/daemon.h"
 #include "vhu/log.h"
 #include "vhu/mem.h"
+#include "vhu/program.h"
 #include "vhu/protocol.h"
 #include "vhu/vring.h"
 

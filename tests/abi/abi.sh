@@ -7,7 +7,7 @@ build=$1 src=$2
 . "$src/tests/lib/tap.sh"
 so=$(ls "$build"/src/libvhu.so.* | head -1)
 exported=$(nm -D --defined-only "$so" | awk '{print $3}' | sed 's/@.*//' | grep -v '^VHU_' | sort)
-declared=$(for h in protocol backend mem vring daemon channel log; do
+declared=$(for h in protocol backend mem vring daemon channel log program; do
 	sed 's#/\*.*\*/##' "$src/include/vhu/$h.h" | grep -v '^#' | grep -oE '\bvhu_[a-z0-9_]+ *\(' | tr -d '( '
 done | sort -u)
 if [ -n "$exported" ] && [ "$exported" = "$declared" ]; then
