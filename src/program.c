@@ -62,17 +62,6 @@ bool vhu_program_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t 
 
 /* ---- --help, --version, --print-capabilities ------------------------- */
 
-static size_t opt_width(const struct vhu_program_option *o)
-{
-	size_t w = strlen(o->name) + 6; /* "-x, --" */
-
-	if (o->arg == VHU_PROGRAM_ARG)
-		w += 1 + strlen(o->arg_name ? o->arg_name : "VALUE");
-	else if (o->arg == VHU_PROGRAM_OPTIONAL_ARG)
-		w += 3 + strlen(o->arg_name ? o->arg_name : "VALUE");
-	return w;
-}
-
 #define HELP_COL 30
 
 static void print_opt(FILE *out, const struct vhu_program_option *o)
@@ -135,8 +124,8 @@ static void print_help(const struct vhu_program *p)
 
 static void print_version(const struct vhu_program *p)
 {
-	printf("%s %s (libvhu %s)\n", p->name, p->info->version ? p->info->version : VHU_VERSION_STRING,
-	       VHU_VERSION_STRING);
+	printf("%s %s (libvhu %s)\n", p->name,
+	       p->info->version ? p->info->version : VHU_VERSION_STRING, VHU_VERSION_STRING);
 }
 
 /* vhost-user.json's VHostUserBackendCapabilities. */
@@ -201,7 +190,8 @@ static int add_fd(struct vhu_program *p, int fd)
 
 	for (unsigned i = 0; i < p->nsocks; i++)
 		if (p->socks[i].given_fd && p->socks[i].fd == fd)
-			return vhu_program_usage_error(p, "the --fd numbers must differ (%d twice)", fd);
+			return vhu_program_usage_error(p, "the --fd numbers must differ (%d twice)",
+			                               fd);
 	if (!(s = sock_slot(p)))
 		return -ENOMEM;
 	s->fd = fd;
@@ -305,10 +295,11 @@ static struct option *build_getopt(struct vhu_program *p, char **shortopts)
 	for (unsigned i = 0; i < nd; i++) {
 		if (!dev[i].name)
 			continue;
-		if (dev[i].short_name && (letter_taken(dev[i].short_name) ||
-		                          (unsigned char)dev[i].short_name >= 0x80 ||
-		                          strchr(so, dev[i].short_name))) {
-			fprintf(stderr, "%s: option table: -%c is taken\n", p->name, dev[i].short_name);
+		if (dev[i].short_name &&
+		    (letter_taken(dev[i].short_name) || (unsigned char)dev[i].short_name >= 0x80 ||
+		     strchr(so, dev[i].short_name))) {
+			fprintf(stderr, "%s: option table: -%c is taken\n", p->name,
+			        dev[i].short_name);
 			goto fail;
 		}
 		add_getopt(&lo[k++], so, &dev[i], OPT_DEV + (int)i);
@@ -335,6 +326,26 @@ static const struct vhu_program_option *dev_opt(const struct vhu_program *p, int
 	return NULL;
 }
 
+/* "--NAME=VALUE" for an option NAME that takes no value? */
+static bool takes_no_value(const struct vhu_program *p, const char *a)
+{
+	const struct vhu_program_option *o = p->info->options;
+	size_t n = strcspn(a, "=");
+
+	if (strncmp(a, "--", 2) || !a[n])
+		return false;
+	a += 2;
+	n -= 2;
+	for (size_t i = 0; i < VHU_ARRAY_SIZE(tail_opts); i++)
+		if (strlen(tail_opts[i].name) == n && !strncmp(tail_opts[i].name, a, n))
+			return true;
+	for (; o && (o->name || o->help); o++)
+		if (o->name && o->arg == VHU_PROGRAM_NO_ARG && strlen(o->name) == n &&
+		    !strncmp(o->name, a, n))
+			return true;
+	return false;
+}
+
 /* Returns 0 to go on, 1 when done (help, version), or -errno. */
 static int one_option(struct vhu_program *p, int c, const char *arg, const char *argv_opt)
 {
@@ -358,6 +369,9 @@ static int one_option(struct vhu_program *p, int c, const char *arg, const char 
 	case ':':
 		return vhu_program_usage_error(p, "option '%s' needs a value", argv_opt);
 	case '?':
+		if (takes_no_value(p, argv_opt))
+			return vhu_program_usage_error(p, "option '%.*s' takes no value",
+			                               (int)strcspn(argv_opt, "="), argv_opt);
 		return vhu_program_usage_error(p, "unknown option '%s'", argv_opt);
 	}
 	o = dev_opt(p, c);

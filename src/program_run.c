@@ -61,6 +61,7 @@ static int listen_one(struct vhu_program *p, struct vhu_prog_sock *s)
 		                          : strerror(-fd));
 		return fd;
 	}
+	VHU_LOGI("listening on %s", s->path);
 	s->fd = fd;
 	s->bound = true;
 	s->dev = st.st_dev;
@@ -150,7 +151,8 @@ static int start_all(struct vhu_program *p)
 /* Sleep until SIGINT/SIGTERM or a serving thread finished. */
 static void wait_for_end(struct vhu_program *p, int sfd)
 {
-	struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN}, {.fd = p->done_fd, .events = POLLIN}};
+	struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN},
+	                        {.fd = p->done_fd, .events = POLLIN}};
 	struct signalfd_siginfo si;
 
 	while (poll(fds, 2, -1) < 0 && errno == EINTR)

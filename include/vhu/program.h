@@ -45,9 +45,9 @@
  * "NAME: message"; vhu_program_new() also makes NAME the log prefix
  * (vhu_log_set_prefix), and -v / -vv raise the log level to info / debug.
  *
- * ABI: struct vhu_program_info and struct vhu_program_option are read by
- * the library; zero-initialise them (designated initialisers do) so that
- * fields and reserved space added by later versions read as "not set".
+ * ABI: struct vhu_program_info ends in reserved space that later versions
+ * may turn into fields: zero-initialise it (designated initialisers do) so
+ * that such fields read as "not set".
  */
 #ifndef VHU_PROGRAM_H
 #define VHU_PROGRAM_H
@@ -72,16 +72,16 @@ enum vhu_program_arg {
 
 /*
  * One device option.  An entry with name NULL and help set is a heading in
- * --help; an all-zero entry ends the table.
+ * --help; an all-zero entry ends the table.  This struct never grows (the
+ * library walks arrays of it), so positional initialisers are fine.
  */
 struct vhu_program_option {
-	const char *name;          /* long name without "--" */
-	char short_name;           /* 0: none; s, v, h and V are taken */
-	enum vhu_program_arg arg;  /* whether it takes a value */
-	const char *arg_name;      /* the value in --help ("N", "PATH") */
-	const char *help;          /* --help text; '\n' starts an indented line */
-	int key;                   /* handed to parse_option */
-	void *reserved[2];
+	const char *name;         /* long name without "--" */
+	char short_name;          /* 0: none; s, v, h and V are taken */
+	enum vhu_program_arg arg; /* whether it takes a value */
+	const char *arg_name;     /* the value in --help ("N", "PATH") */
+	const char *help;         /* --help text; '\n' starts an indented line */
+	int key;                  /* handed to parse_option */
 };
 
 /* Exit statuses of a program. */
