@@ -64,7 +64,7 @@ expect_error "--fd not a socket" 1 "--fd 0: not a usable stream socket" -- \
 expect_error "--fd not open" 1 "--fd 97: not a usable stream socket" -- "$NET" --loopback --fd 97
 expect_error "--tap on a non-tap interface" 1 "cannot open tap 'lo'" -- \
 	"$NET" --tap lo --socket-path "$WORK/s"
-expect_error "socket dir missing" 1 "cannot serve $WORK/nodir/s" -- \
+expect_error "socket dir missing" 1 "cannot listen on '$WORK/nodir/s'" -- \
 	"$NET" --loopback --socket-path "$WORK/nodir/s"
 
 # --fd: an inherited listening socket is served; a raw GET_FEATURES over it
