@@ -76,7 +76,7 @@ bad=""
 for h in "$root$prefix"/include/vhu/*.h; do
 	b=$(basename "$h")
 	[ "$b" = vhu.h ] && continue
-	man -w "vhu_$b" >/dev/null 2>&1 || bad="$bad vhu_$b(no page: man/meson.build man3_headers)"
+	man -w "vhu_$b" >/dev/null 2>&1 || bad="$bad vhu_$b(no page: vhu_headers in include/vhu/meson.build)"
 	man libvhu 2>/dev/null | grep -q "vhu_$b(3)" || bad="$bad vhu_$b(not in man/libvhu.3.scd)"
 done
 if [ -z "$bad" ]; then
