@@ -15,12 +15,20 @@
 #include "program_priv.h"
 
 /* getopt values of the common options; device options are OPT_DEV + i. */
-enum { OPT_FD = 0x100, OPT_CAPS, OPT_DEV = 0x200 };
+enum { OPT_FD = 0x100, OPT_CAPS, OPT_CLIENT, OPT_DEV = 0x200 };
 
 static const struct vhu_program_option common_opts[] = {
-    {"socket-path", 's', VHU_PROGRAM_ARG, "PATH", "listen on the unix socket PATH", 's'},
+    {"socket-path", 's', VHU_PROGRAM_ARG, "PATH",
+     "listen on the unix socket PATH (--client: connect\nto it)", 's'},
     {"fd", 0, VHU_PROGRAM_ARG, "FD",
      "serve the listening (or connected) unix socket FD\ninherited from the parent", OPT_FD},
+    {"client", 0, VHU_PROGRAM_NO_ARG, NULL,
+     "connect to the front end listening at PATH (QEMU\n"
+     "-chardev socket,server=on; DPDK server=1) and\n"
+     "connect again whenever it goes, retrying while\n"
+     "nobody listens: the back end can restart under\n"
+     "running VMs",
+     OPT_CLIENT},
 };
 
 static const struct vhu_program_option tail_opts[] = {
@@ -339,6 +347,10 @@ static bool takes_no_value(const struct vhu_program *p, const char *a)
 	for (size_t i = 0; i < VHU_ARRAY_SIZE(tail_opts); i++)
 		if (strlen(tail_opts[i].name) == n && !strncmp(tail_opts[i].name, a, n))
 			return true;
+	for (size_t i = 0; i < VHU_ARRAY_SIZE(common_opts); i++)
+		if (common_opts[i].arg == VHU_PROGRAM_NO_ARG && strlen(common_opts[i].name) == n &&
+		    !strncmp(common_opts[i].name, a, n))
+			return true;
 	for (; o && (o->name || o->help); o++)
 		if (o->name && o->arg == VHU_PROGRAM_NO_ARG && strlen(o->name) == n &&
 		    !strncmp(o->name, a, n))
@@ -357,6 +369,9 @@ static int one_option(struct vhu_program *p, int c, const char *arg, const char 
 		return opt_socket(p, arg);
 	case OPT_FD:
 		return opt_fd(p, arg);
+	case OPT_CLIENT:
+		p->client = true;
+		return 0;
 	case 'v':
 		p->verbose++;
 		return 0;
@@ -437,6 +452,11 @@ static int check_args(struct vhu_program *p)
 	}
 	if (!rc && !p->nsocks)
 		rc = vhu_program_usage_error(p, "one of --socket-path or --fd is required");
+	for (unsigned i = 0; !rc && p->client && i < p->nsocks; i++)
+		if (p->socks[i].given_fd)
+			rc = vhu_program_usage_error(
+			    p,
+			    "--client connects to --socket-path PATH; an --fd is served as it is");
 	return rc;
 }
 
@@ -505,6 +525,11 @@ const char *vhu_program_socket_name(const struct vhu_program *p, unsigned i)
 	if (!p || i >= p->nsocks)
 		return NULL;
 	return p->socks[i].path ? p->socks[i].path : p->socks[i].name;
+}
+
+bool vhu_program_client(const struct vhu_program *p)
+{
+	return p && p->client;
 }
 
 unsigned vhu_program_verbosity(const struct vhu_program *p)

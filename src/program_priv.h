@@ -38,6 +38,7 @@ struct vhu_program {
 	unsigned verbose;
 	bool error_printed; /* a callback printed its usage error */
 	bool listened;
+	bool client; /* --client: connect to the socket paths */
 	sigset_t old_mask;
 	int done_fd; /* eventfd: a serving thread finished */
 };

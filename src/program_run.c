@@ -51,7 +51,7 @@ static int listen_one(struct vhu_program *p, struct vhu_prog_sock *s)
 		}
 		return 0;
 	}
-	if (s->fd >= 0)
+	if (s->fd >= 0 || p->client)
 		return 0;
 	fd = vhu_listen_unix(s->path, &st);
 	if (fd < 0) {
@@ -115,7 +115,10 @@ static void *serve_main(void *arg)
 	struct vhu_prog_sock *s = arg;
 	uint64_t one = 1;
 
-	s->result = vhu_daemon_serve_fd(s->d, s->serve_fd);
+	if (s->p->client)
+		s->result = vhu_daemon_connect(s->d, s->path);
+	else
+		s->result = vhu_daemon_serve_fd(s->d, s->serve_fd);
 	if (write(s->p->done_fd, &one, sizeof(one)) < 0)
 		s->result = s->result ? s->result : -errno;
 	return NULL;

@@ -171,6 +171,12 @@ unsigned vhu_program_num_sockets(const struct vhu_program *p);
 const char *vhu_program_socket_path(const struct vhu_program *p, unsigned i);
 const char *vhu_program_socket_name(const struct vhu_program *p, unsigned i);
 
+/* --client was given: vhu_program_run() connects every daemon to its
+ * socket path (vhu_daemon_connect: the front end listens, the back end
+ * connects again whenever it goes) instead of listening; --fd is then a
+ * usage error and vhu_program_listen() does nothing. */
+bool vhu_program_client(const struct vhu_program *p);
+
 /* Times -v/--verbose was given. */
 unsigned vhu_program_verbosity(const struct vhu_program *p);
 
@@ -179,7 +185,7 @@ unsigned vhu_program_verbosity(const struct vhu_program *p);
 int vhu_program_set_daemon(struct vhu_program *p, unsigned i, struct vhu_daemon *d);
 
 /*
- * Listen on every socket path (a stale socket file is replaced, one a live
+ * Listen on every socket path (nothing with --client; a stale socket file is replaced, one a live
  * process listens on is not, nor a file that is not a socket) and check
  * every --fd (an open unix stream socket, listening or connected).  Prints
  * what failed.  0 or the first -errno.  vhu_program_run() does it if not
@@ -188,11 +194,11 @@ int vhu_program_set_daemon(struct vhu_program *p, unsigned i, struct vhu_daemon 
 int vhu_program_listen(struct vhu_program *p);
 
 /*
- * Serve every socket with its daemon, each on its own thread, until
- * SIGINT/SIGTERM or until one of them stops by itself (max_connections,
- * failure); then stop them all and wait for them.  Removes the socket files
- * it created.  Returns VHU_PROGRAM_EXIT_OK, or VHU_PROGRAM_EXIT_FAILURE if
- * listening or serving failed (printed) or a socket has no daemon.
+ * Serve every socket with its daemon (with --client: connect each daemon
+ * to its socket path), each on its own thread, until SIGINT/SIGTERM or until one of them stops by
+ * itself (max_connections, failure); then stop them all and wait for them.  Removes the socket
+ * files it created.  Returns VHU_PROGRAM_EXIT_OK, or VHU_PROGRAM_EXIT_FAILURE if listening or
+ * serving failed (printed) or a socket has no daemon.
  */
 int vhu_program_run(struct vhu_program *p);
 
