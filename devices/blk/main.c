@@ -4,26 +4,21 @@
  *
  *   vhu-blk [OPTIONS] [IMAGE]
  *
- * Follows the vhost-user "back-end program conventions" (--socket-path,
- * --fd, --print-capabilities, type "block" with --blk-file/--read-only).
+ * The vhost-user back-end program conventions (--socket-path, --fd,
+ * --print-capabilities with type "block" and --blk-file/--read-only,
+ * signals, exit statuses) come from libvhu's program helper.
  * With no IMAGE (and no --null) a 64 MiB image in the data directory is
  * created if absent and served on a default socket, and the QEMU command
  * line that attaches a guest is printed.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "blk.h"
-#include "cli.h"
 
 #define PROG               "vhu-blk"
 #define DEFAULT_IMAGE_SIZE (64ull << 20)
@@ -31,49 +26,12 @@
 #define BLK_DEFAULT_POLL_US 32
 
 struct cli {
-	const char *socket_path;
-	int fd; /* --fd, -1 if none */
+	struct blk_opts *o;
 	unsigned poll_us;
-	bool print_caps;
-	bool default_image;  /* no IMAGE given: use/create the default one */
-	bool default_socket; /* no --socket-path / --fd */
+	bool default_image; /* no IMAGE given: use/create the default one */
 	char image_buf[PATH_MAX];
 	char sock_buf[PATH_MAX];
 };
-
-static struct vhu_daemon *g_daemon;
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: " PROG " [OPTIONS] [IMAGE]\n"
-	        "Serve IMAGE (raw file or block device) as a virtio-blk disk over vhost-user.\n"
-	        "\n"
-	        "  -s, --socket-path PATH  listen on the unix socket PATH\n"
-	        "      --fd N              use the already listening (or connected) socket N\n"
-	        "  -b, --blk-file PATH     the image (same as IMAGE)\n"
-	        "  -q, --num-queues N      virtqueues, 1..%u (default 1)\n"
-	        "  -r, --read-only         export read-only (VIRTIO_BLK_F_RO)\n"
-	        "      --null              no I/O: reads return zeroes, writes are dropped\n"
-	        "      --size SIZE         disk size for --null without IMAGE (default 1G)\n"
-	        "      --serial ID         disk serial for GET_ID (at most 20 bytes)\n"
-	        "      --queue-size N      largest ring size, power of two 4..1024 (default 256)\n"
-	        "      --threads N         worker threads (default: min(queues, CPUs))\n"
-	        "      --block-size N      logical block size, 512..65536, power of two\n"
-	        "      --poll-us N         adaptive polling: poll rings up to N microseconds\n"
-	        "                          before sleeping; 0 = notifications only (default 32)\n"
-	        "      --no-direct         do not use O_DIRECT\n"
-	        "      --print-capabilities  print the back end's capabilities (JSON) and exit\n"
-	        "  -h, --help              this help\n"
-	        "  -V, --version           version\n"
-	        "\n"
-	        "Without IMAGE: serve $XDG_DATA_HOME/vhu/disk.img (created, 64 MiB, if absent)\n"
-	        "on $XDG_RUNTIME_DIR/vhu-blk.sock (or /tmp/vhu-blk.sock), and print the QEMU\n"
-	        "command line to attach a guest.\n",
-	        BLK_MAX_QUEUES);
-}
-
-#define usage_error(...) cli_usage_error(PROG, __VA_ARGS__)
 
 /* SIZE: bytes with optional K/M/G/T suffix (powers of 1024). */
 static bool parse_size(const char *s, uint64_t *out)
@@ -122,7 +80,9 @@ static bool is_pow2(uint64_t v)
 }
 
 enum {
-	OPT_FD = 1000,
+	OPT_BLK_FILE = 1,
+	OPT_NUM_QUEUES,
+	OPT_READ_ONLY,
 	OPT_NULL,
 	OPT_SIZE,
 	OPT_SERIAL,
@@ -131,149 +91,123 @@ enum {
 	OPT_BLOCK_SIZE,
 	OPT_POLL_US,
 	OPT_NO_DIRECT,
-	OPT_PRINT_CAPS,
 };
 
-static const struct option long_opts[] = {
-    {"socket-path", required_argument, NULL, 's'},
-    {"fd", required_argument, NULL, OPT_FD},
-    {"blk-file", required_argument, NULL, 'b'},
-    {"num-queues", required_argument, NULL, 'q'},
-    {"read-only", no_argument, NULL, 'r'},
-    {"null", no_argument, NULL, OPT_NULL},
-    {"size", required_argument, NULL, OPT_SIZE},
-    {"serial", required_argument, NULL, OPT_SERIAL},
-    {"queue-size", required_argument, NULL, OPT_QUEUE_SIZE},
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
-    {"poll-us", required_argument, NULL, OPT_POLL_US},
-    {"no-direct", no_argument, NULL, OPT_NO_DIRECT},
-    {"print-capabilities", no_argument, NULL, OPT_PRINT_CAPS},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
+static const struct vhu_program_option options[] = {
+    {"blk-file", 'b', VHU_PROGRAM_ARG, "PATH", "the image (same as IMAGE)", OPT_BLK_FILE},
+    {"num-queues", 'q', VHU_PROGRAM_ARG, "N", "virtqueues, 1..64 (default 1)", OPT_NUM_QUEUES},
+    {"read-only", 'r', VHU_PROGRAM_NO_ARG, NULL, "export read-only (VIRTIO_BLK_F_RO)",
+     OPT_READ_ONLY},
+    {"null", 0, VHU_PROGRAM_NO_ARG, NULL, "no I/O: reads return zeroes, writes are dropped",
+     OPT_NULL},
+    {"size", 0, VHU_PROGRAM_ARG, "SIZE", "disk size for --null without IMAGE (default 1G)",
+     OPT_SIZE},
+    {"serial", 0, VHU_PROGRAM_ARG, "ID", "disk serial for GET_ID (at most 20 bytes)", OPT_SERIAL},
+    {"queue-size", 0, VHU_PROGRAM_ARG, "N", "largest ring size, power of two 4..1024 (default 256)",
+     OPT_QUEUE_SIZE},
+    {"threads", 0, VHU_PROGRAM_ARG, "N", "worker threads (default: min(queues, CPUs))",
+     OPT_THREADS},
+    {"block-size", 0, VHU_PROGRAM_ARG, "N", "logical block size, 512..65536, power of two",
+     OPT_BLOCK_SIZE},
+    {"poll-us", 0, VHU_PROGRAM_ARG, "N",
+     "adaptive polling: poll rings up to N microseconds\n"
+     "before sleeping; 0 = notifications only (default 32)",
+     OPT_POLL_US},
+    {"no-direct", 0, VHU_PROGRAM_NO_ARG, NULL, "do not use O_DIRECT", OPT_NO_DIRECT},
+    {0},
 };
 
-/* Returns -1 to go on, or an exit code. */
-static int parse_option(int c, const char *arg, struct blk_opts *o, struct cli *cli)
+#define usage_error(...) vhu_program_usage_error(p, __VA_ARGS__)
+
+static int parse_option(struct vhu_program *p, void *ctx, int key, const char *arg)
 {
+	struct cli *cli = ctx;
+	struct blk_opts *o = cli->o;
 	uint64_t v, sz;
-	switch (c) {
-	case 's':
-		if (!*arg)
-			return usage_error("--socket-path: empty path");
-		cli->socket_path = arg;
-		return -1;
-	case OPT_FD:
-		if (!cli_parse_uint(arg, 0, INT_MAX, &v))
-			return usage_error("invalid --fd '%s': expected a file descriptor number",
-			                   arg);
-		cli->fd = (int)v;
-		return -1;
-	case 'b':
+	switch (key) {
+	case OPT_BLK_FILE:
 		if (o->image && strcmp(o->image, arg))
 			return usage_error("two images given ('%s' and '%s')", o->image, arg);
 		o->image = arg;
-		return -1;
-	case 'q':
-		if (!cli_parse_uint(arg, 1, BLK_MAX_QUEUES, &v))
+		return 0;
+	case OPT_NUM_QUEUES:
+		if (!vhu_program_parse_uint(arg, 1, BLK_MAX_QUEUES, &v))
 			return usage_error("invalid --num-queues '%s': expected 1..64", arg);
 		o->num_queues = (unsigned)v;
-		return -1;
-	case 'r':
+		return 0;
+	case OPT_READ_ONLY:
 		o->read_only = true;
-		return -1;
+		return 0;
 	case OPT_NULL:
 		o->null_io = true;
-		return -1;
+		return 0;
 	case OPT_SIZE:
 		if (!parse_size(arg, &sz))
 			return usage_error(
 			    "invalid --size '%s': expected bytes >= 512, K/M/G/T suffix", arg);
 		o->null_size = sz;
-		return -1;
+		return 0;
 	case OPT_SERIAL:
 		if (strlen(arg) > VIRTIO_BLK_ID_BYTES)
 			return usage_error("--serial '%s': at most 20 bytes", arg);
 		memset(o->serial, 0, sizeof(o->serial));
 		memcpy(o->serial, arg, strlen(arg));
-		return -1;
+		return 0;
 	case OPT_QUEUE_SIZE:
-		if (!cli_parse_uint(arg, 4, 1024, &v) || !is_pow2(v))
+		if (!vhu_program_parse_uint(arg, 4, 1024, &v) || !is_pow2(v))
 			return usage_error(
 			    "invalid --queue-size '%s': expected a power of two 4..1024", arg);
 		o->queue_size = (unsigned)v;
-		return -1;
+		return 0;
 	case OPT_THREADS:
-		if (!cli_parse_uint(arg, 1, BLK_MAX_QUEUES, &v))
+		if (!vhu_program_parse_uint(arg, 1, BLK_MAX_QUEUES, &v))
 			return usage_error("invalid --threads '%s': expected 1..64", arg);
 		o->threads = (unsigned)v;
-		return -1;
+		return 0;
 	case OPT_BLOCK_SIZE:
-		if (!cli_parse_uint(arg, 512, 65536, &v) || !is_pow2(v))
+		if (!vhu_program_parse_uint(arg, 512, 65536, &v) || !is_pow2(v))
 			return usage_error(
 			    "invalid --block-size '%s': expected a power of two 512..65536", arg);
 		o->blk_size = (uint32_t)v;
-		return -1;
+		return 0;
 	case OPT_POLL_US:
-		if (!cli_parse_uint(arg, 0, 1000000, &v))
+		if (!vhu_program_parse_uint(arg, 0, 1000000, &v))
 			return usage_error("invalid --poll-us '%s': expected 0..1000000", arg);
 		cli->poll_us = (unsigned)v;
-		return -1;
+		return 0;
 	case OPT_NO_DIRECT:
 		o->no_direct = true;
-		return -1;
-	case OPT_PRINT_CAPS:
-		cli->print_caps = true;
-		return -1;
-	case 'h':
-		usage(stdout);
 		return 0;
-	case 'V':
-		printf(PROG " " VHU_VERSION_STRING " (libvhu " VHU_VERSION_STRING ")\n");
-		return 0;
-	default:
-		return CLI_EXIT_USAGE;
 	}
+	return -EINVAL;
 }
 
-static int parse_args(int argc, char **argv, struct blk_opts *o, struct cli *cli)
+/* IMAGE, once (or the same as --blk-file). */
+static int parse_image(struct vhu_program *p, void *ctx, const char *arg)
 {
-	int c, rc;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":s:b:q:rhV", long_opts, NULL)) != -1) {
-		if (c == '?')
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		if (c == ':')
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
-		rc = parse_option(c, optarg, o, cli);
-		if (rc >= 0)
-			return rc;
-	}
-	if (optind < argc) {
-		if (o->image && strcmp(o->image, argv[optind]))
-			return usage_error("two images given ('%s' and '%s')", o->image,
-			                   argv[optind]);
-		o->image = argv[optind++];
-	}
-	if (optind < argc)
-		return usage_error("two images given ('%s' and '%s')", o->image, argv[optind]);
-	if (cli->socket_path && cli->fd >= 0)
-		return usage_error("--socket-path and --fd exclude each other");
-	if (o->image && !*o->image)
+	struct blk_opts *o = ((struct cli *)ctx)->o;
+
+	if (o->image && strcmp(o->image, arg))
+		return usage_error("two images given ('%s' and '%s')", o->image, arg);
+	o->image = arg;
+	return 0;
+}
+
+static int pick_defaults(struct vhu_program *p, struct blk_opts *o, struct cli *cli);
+
+static int check_args(struct vhu_program *p, void *ctx)
+{
+	struct cli *cli = ctx;
+
+	if (cli->o->image && !*cli->o->image)
 		return usage_error("empty image path");
-	return -1;
-}
-
-static void print_capabilities(void)
-{
-	static const char *const features[] = {"read-only", "blk-file", NULL};
-	cli_print_capabilities("block", features);
+	if (pick_defaults(p, cli->o, cli) < 0)
+		return usage_error("default paths too long (see --help)");
+	return 0;
 }
 
 /* Default image and socket locations (XDG base directories). */
-static int pick_defaults(struct blk_opts *o, struct cli *cli)
+static int pick_defaults(struct vhu_program *p, struct blk_opts *o, struct cli *cli)
 {
 	const char *data = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
 	const char *run = getenv("XDG_RUNTIME_DIR");
@@ -292,15 +226,14 @@ static int pick_defaults(struct blk_opts *o, struct cli *cli)
 		o->image = cli->image_buf;
 		cli->default_image = true;
 	}
-	if (!cli->socket_path && cli->fd < 0) {
+	if (!vhu_program_num_sockets(p)) {
 		if (run && *run)
 			n = snprintf(cli->sock_buf, sizeof(cli->sock_buf), "%s/vhu-blk.sock", run);
 		else
 			n = snprintf(cli->sock_buf, sizeof(cli->sock_buf), "/tmp/vhu-blk.sock");
 		if (n >= (int)sizeof(cli->sock_buf))
 			return -ENAMETOOLONG;
-		cli->socket_path = cli->sock_buf;
-		cli->default_socket = true;
+		return vhu_program_add_socket(p, cli->sock_buf);
 	}
 	return 0;
 }
@@ -316,12 +249,6 @@ static void print_qemu_hint(const struct blk_opts *o, const char *sock)
 	    "  -device vhost-user-blk-pci,chardev=vhublk0,num-queues=%u -nographic\n",
 	    sock, o->num_queues);
 	fflush(stdout);
-}
-
-static void on_signal(int sig)
-{
-	if (g_daemon)
-		vhu_daemon_stop(g_daemon);
 }
 
 /* Open/create the image and set up the device. Prints its own errors. */
@@ -354,123 +281,89 @@ static int prepare_device(struct blk_dev *d, struct cli *cli)
 	return 0;
 }
 
-static int open_socket(struct cli *cli)
-{
-	if (cli->fd >= 0) {
-		int rc = cli_check_stream_fd(cli->fd);
-		if (rc < 0) {
-			fprintf(stderr, PROG ": --fd %d: not a usable stream socket: %s\n", cli->fd,
-			        strerror(-rc));
-			return rc;
-		}
-		return cli->fd;
-	}
-	int s = cli_listen_unix(cli->socket_path);
-	if (s == -EADDRINUSE)
-		fprintf(stderr, PROG ": socket path '%s' is in use by another process\n",
-		        cli->socket_path);
-	else if (s == -EEXIST)
-		fprintf(stderr, PROG ": socket path '%s' exists and is not a socket\n",
-		        cli->socket_path);
-	else if (s < 0)
-		fprintf(stderr, PROG ": cannot listen on '%s': %s\n", cli->socket_path,
-		        strerror(-s));
-	return s;
-}
+static const char *const features[] = {"read-only", "blk-file", NULL};
+static struct blk_dev dev;
+static struct cli cli = {.o = &dev.opts, .poll_us = BLK_DEFAULT_POLL_US};
 
-static int run(struct blk_dev *d, struct cli *cli)
+static const struct vhu_program_info info = {
+    .name = PROG,
+    .summary = "Serve IMAGE (raw file or block device) as a virtio-blk disk over vhost-user.",
+    .usage_args = "[IMAGE]",
+    .help_footer = "Without IMAGE: serve $XDG_DATA_HOME/vhu/disk.img (created, 64 MiB, if absent)\n"
+                   "on $XDG_RUNTIME_DIR/vhu-blk.sock (or /tmp/vhu-blk.sock), and print the QEMU\n"
+                   "command line to attach a guest.",
+    .type = "block",
+    .features = features,
+    .sockets_optional = true,
+    .options = options,
+    .parse_option = parse_option,
+    .parse_arg = parse_image,
+    .check = check_args,
+    .ctx = &cli,
+};
+
+static int run(struct vhu_program *p, struct blk_dev *d)
 {
 	struct vhu_daemon_config cfg = {
 	    .name = PROG,
 	    .lock = VHU_LOCK_NONE,
 	    .vring_flavour = VHU_VRING_PLAIN,
-	    .poll_us = cli->poll_us,
+	    .poll_us = cli.poll_us,
 	};
-	sigset_t old;
-	struct stat sst;
-	int rc, sock;
+	const char *path = vhu_program_socket_path(p, 0);
+	struct vhu_daemon *dm;
+	int rc;
 
-	/* Block SIGINT/SIGTERM before the socket listens (a signal sent as
-	 * soon as it does stays pending until the handler is in place) and
-	 * so that the worker threads inherit the mask. */
-	cli_signals_mask(SIG_BLOCK, &old);
-	sock = open_socket(cli);
-	if (sock < 0) {
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		return 1;
-	}
-	bool own_path = cli->fd < 0 && stat(cli->socket_path, &sst) == 0;
-	d->polling = cli->poll_us != 0;
-
-	rc = vhu_daemon_new(&g_daemon, &blk_ops, d, &cfg);
-	if (rc == 0)
-		rc = blk_dev_attach(d, g_daemon);
+	d->polling = cli.poll_us != 0;
+	rc = vhu_daemon_new(&dm, &blk_ops, d, &cfg);
+	if (rc == 0 && (rc = blk_dev_attach(d, dm)) < 0)
+		vhu_daemon_free(dm);
 	if (rc < 0) {
 		fprintf(stderr, PROG ": cannot start the daemon: %s\n", strerror(-rc));
-		close(sock);
-		goto out;
+		return VHU_PROGRAM_EXIT_FAILURE;
 	}
-	cli_signals_install(on_signal);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-
+	vhu_program_set_daemon(p, 0, dm);
+	if (vhu_program_listen(p) < 0) {
+		vhu_daemon_free(dm);
+		return VHU_PROGRAM_EXIT_FAILURE;
+	}
 	fprintf(stderr,
 	        PROG ": serving %s (%" PRIu64
 	             " sectors, %s%s, %u queue(s), %u thread(s), %s%s) on %s\n",
 	        d->opts.image ? d->opts.image : "(null device)", d->capacity,
 	        d->opts.read_only ? "read-only" : "read-write", d->opts.null_io ? ", --null" : "",
 	        d->opts.num_queues, d->nthreads, d->engine->name,
-	        d->fd_direct >= 0 ? "+O_DIRECT" : "", cli->fd >= 0 ? "--fd" : cli->socket_path);
-	if (cli->fd < 0)
-		print_qemu_hint(&d->opts, cli->socket_path);
-	rc = vhu_daemon_serve_fd(g_daemon, sock);
-	if (rc < 0)
-		fprintf(stderr, PROG ": serving failed: %s\n", strerror(-rc));
-	else
+	        d->fd_direct >= 0 ? "+O_DIRECT" : "", vhu_program_socket_name(p, 0));
+	if (path)
+		print_qemu_hint(&d->opts, path);
+	rc = vhu_program_run(p);
+	if (rc == VHU_PROGRAM_EXIT_OK)
 		fprintf(stderr,
 		        PROG ": stopped after %" PRIu64 " front end(s), %" PRIu64
 		             " requests (%" PRIu64 " with an error status)\n",
-		        vhu_daemon_connections(g_daemon), atomic_load(&d->nreq),
-		        atomic_load(&d->nerr));
-out:
-	if (g_daemon) {
-		struct vhu_daemon *dm = g_daemon;
-		cli_signals_default();
-		g_daemon = NULL;
-		vhu_daemon_free(dm);
-	}
-	struct stat now;
-	if (own_path && stat(cli->socket_path, &now) == 0 && now.st_ino == sst.st_ino &&
-	    now.st_dev == sst.st_dev)
-		unlink(cli->socket_path);
-	return rc < 0 ? 1 : 0;
+		        vhu_daemon_connections(dm), atomic_load(&d->nreq), atomic_load(&d->nerr));
+	vhu_daemon_free(dm);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	static struct blk_dev dev;
-	struct cli cli = {.fd = -1, .poll_us = BLK_DEFAULT_POLL_US};
 	struct blk_opts *o = &dev.opts;
+	struct vhu_program *p;
+	int rc;
+
 	o->num_queues = 1;
 	o->queue_size = 256;
 	o->blk_size = BLK_SECTOR;
 	o->null_size = 1ull << 30;
 	memcpy(o->serial, "vhu-blk", 7);
-
-	int rc = parse_args(argc, argv, o, &cli);
-	if (rc >= 0)
+	if (!(p = vhu_program_new(&info, argc, argv, &rc)))
 		return rc;
-	if (cli.print_caps) {
-		print_capabilities();
-		return 0;
-	}
-	if (pick_defaults(o, &cli) < 0) {
-		fprintf(stderr, PROG ": default paths too long\n");
-		return 1;
-	}
 	rc = prepare_device(&dev, &cli);
 	if (rc == 0)
-		rc = run(&dev, &cli);
+		rc = run(p, &dev);
 	blk_dev_teardown(&dev);
 	blk_image_close(&dev);
+	vhu_program_free(p);
 	return rc;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The vhost-user back-end program conventions, so that a daemon gets them
- * in a few lines: the command line (--socket-path, --fd,
+ * The vhost-user back-end program conventions for a daemon's main().  A
+ * daemon gets them in a few lines: the command line (--socket-path, --fd,
  * --print-capabilities with its JSON, --help, --version, --verbose, and
  * the device's own options), SIGINT/SIGTERM handling, serving one or more
  * daemons, removing the socket files it created, and the exit statuses
