@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "poll_policy.h"
 
 #define VHU_MAX_THREADS   64 /* queues_per_thread entries */
 #define VHU_WORKER_QUEUES 64 /* queues a worker mask can name */
@@ -85,11 +86,7 @@ struct vhu_worker {
 	_Atomic uint32_t park;   /* handler asks it to park between batches */
 	_Atomic uint32_t parked; /* it is parked */
 	uint64_t pending;        /* kicks seen while inactive (worker-local) */
-	/* Adaptive polling (worker-local, see poll_adaptive()): credit, and
-	 * once it is spent the sleeps since the last probe and between probes. */
-	unsigned poll_credit;
-	unsigned poll_sleeps;
-	unsigned poll_probe_gap;
+	struct vhu_poll poll; /* adaptive polling policy (worker-local) */
 };
 
 int vhu_workers_start(struct vhu_daemon *d);

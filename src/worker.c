@@ -163,14 +163,6 @@ static void run_pending(struct vhu_worker *w)
 	}
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void set_notify(struct vhu_daemon *d, uint64_t rings, bool on, uint64_t *more)
 {
 	while (rings) {
@@ -255,115 +247,115 @@ static int poll_events(struct vhu_worker *w)
 
 /* While polling, look at the worker's other events this often: often
  * enough for I/O completions, rarely enough to cost little. */
-#define POLL_EVENTS_US 4
+#define POLL_EVENTS_NS 4000u
 
-struct poll_hits {
-	unsigned early, late; /* found within the first / second half of the window */
+enum poll_end {
+	POLL_IDLE, /* nothing came for the window: sleep */
+	POLL_DUE,  /* an epoch of the policy ended: account, then maybe go on */
+	POLL_QUIT, /* the worker must exit */
 };
 
 /*
- * Adaptive polling: with notifications off, keep looking at the rings
- * (and, every POLL_EVENTS_US, at the worker's other events) until nothing
- * came for win_us, then turn notifications back on (and go on if buffers
- * slipped in meanwhile).  Gives way at once to the handler (synchronize/
- * park) so that the control plane is never starved.  *hits counts the
- * times polling found work after an empty pass: each is a sleep and a
- * wake-up saved.  Returns true if the worker must exit.
+ * One polling period: with notifications off, keep looking at the rings
+ * (and, every POLL_EVENTS_NS, at the worker's other events) until nothing
+ * came for the window or the policy's epoch ends, then turn notifications
+ * back on (and go on if buffers slipped in meanwhile).  Gives way at once
+ * to the handler (synchronize/park) so that the control plane is never
+ * starved.
  */
-static bool poll_rings(struct vhu_worker *w, unsigned win_us, struct poll_hits *hits)
+static enum poll_end poll_rings(struct vhu_worker *w)
 {
 	struct vhu_daemon *d = w->d;
 	uint64_t rings = atomic_load(&w->active) & w->mask;
+	uint64_t win = (uint64_t)w->poll.window_us * 1000u;
 
 	while (rings && !must_yield(w)) {
-		uint64_t more = 0, live = rings, now = now_us();
-		uint64_t deadline = now + win_us, events_at = now + POLL_EVENTS_US;
-		bool idle = false;
+		uint64_t more = 0, live = rings, now = vhu_poll_now_ns();
+		uint64_t idle_at = now + win, events_at = now + POLL_EVENTS_NS;
+		enum poll_end end = POLL_IDLE;
 
 		set_notify(d, rings, false, NULL);
 		while (live && !must_yield(w)) {
 			bool work = poll_pass(w, &live);
 			int ev = 0;
 
-			now = now_us();
+			now = vhu_poll_now_ns();
 			if (now >= events_at) {
-				events_at = now + POLL_EVENTS_US;
+				events_at = now + POLL_EVENTS_NS;
 				ev = poll_events(w);
 				if (ev < 0) {
 					set_notify(d, rings, true, NULL);
-					return true;
+					return POLL_QUIT;
 				}
 			}
-			if (work || ev) {
-				/* Found after more than half the window: the spin
-				 * cost about what the sleep would have. */
-				if (idle && deadline - now > win_us / 2)
-					hits->early++;
-				else if (idle)
-					hits->late++;
-				idle = false;
-				deadline = now + win_us;
-			} else if (now >= deadline) {
+			if (work || ev)
+				idle_at = now + win;
+			else if (now >= idle_at)
 				break;
-			} else {
-				idle = true;
+			if (vhu_poll_due(&w->poll, now)) {
+				end = POLL_DUE;
+				break;
 			}
 		}
 		set_notify(d, rings, true, &more);
 		more &= atomic_load(&w->active) & live;
-		if (!more)
-			return false;
-		if (must_yield(w)) {
+		if (end == POLL_DUE || must_yield(w)) {
 			/* Handle what slipped in; notifications are on again. */
 			poll_pass(w, &more);
-			return false;
+			return end;
 		}
+		if (!more)
+			return POLL_IDLE;
 		rings = more | (atomic_load(&w->active) & w->mask & live);
 	}
-	return false;
+	return POLL_IDLE;
 }
 
-/*
- * Decide whether polling pays, by what it earned.  A polling period in
- * which the next request came while we looked (a hit) saved a sleep and a
- * wake-up; a period that found nothing burnt its whole window.  A hit in
- * the first half of the window earns a credit; a period with only late
- * hits (the spin cost about what the sleep would have) costs one, and a
- * period that found nothing costs two.  So polling goes on while most
- * periods find work quickly.  Out of credit the worker just sleeps and
- * probes with one polling period after 16 sleeps, twice as many after
- * each probe without an early hit (up to 256): an idle or slow queue then
- * costs next to nothing.  The window is all or nothing: a shorter window
- * than the typical gap never hits.  (QEMU instead sizes its window by the
- * time it blocked, which includes the wake-up latency itself; on a VM
- * with 20-40 us wake-ups that never lets it poll at queue depth 1.)
- */
-#define POLL_CREDIT_MAX 8u
-#define POLL_PROBE_MIN  16u
-#define POLL_PROBE_MAX  256u
-static bool poll_adaptive(struct vhu_worker *w, bool slept)
+/* Chains popped from this worker's rings so far (the policy's unit of
+ * work). */
+static uint64_t chains_popped(struct vhu_worker *w)
 {
-	bool probe = !w->poll_credit, quit;
-	struct poll_hits hits = {0, 0};
-	unsigned cost;
+	struct vhu_daemon *d = w->d;
+	uint64_t n = 0;
 
-	if (probe) {
-		if (!slept || ++w->poll_sleeps < w->poll_probe_gap)
-			return false;
-		w->poll_sleeps = 0;
+	for (uint64_t m = w->mask; m; m &= m - 1) {
+		unsigned q = (unsigned)__builtin_ctzll(m);
+
+		if (q >= d->nq)
+			break;
+		n += atomic_load_explicit(&d->vrings[q].stats.requests, memory_order_relaxed);
 	}
-	quit = poll_rings(w, w->d->poll_us, &hits);
-	cost = hits.early ? 0 : hits.late ? 1 : 2;
-	if (hits.early)
-		w->poll_credit += w->poll_credit < POLL_CREDIT_MAX;
-	else
-		w->poll_credit = w->poll_credit > cost ? w->poll_credit - cost : 0;
-	if (probe)
-		w->poll_probe_gap =
-		    hits.early ? POLL_PROBE_MIN
-		               : (w->poll_probe_gap < POLL_PROBE_MAX ? w->poll_probe_gap * 2
-		                                                     : POLL_PROBE_MAX);
-	return quit;
+	return n;
+}
+
+static void poll_account(struct vhu_worker *w)
+{
+	struct vhu_poll *p = &w->poll;
+	uint64_t now = vhu_poll_now_ns(), trials = p->trials;
+
+	if (!vhu_poll_due(p, now))
+		return;
+	vhu_poll_account(p, now, vhu_poll_cpu_ns(), chains_popped(w));
+	if (p->trials != trials)
+		VHU_LOGD("%s: worker %u: CPU ns per chain: notifications %llu, polling %llu: %s",
+		         w->d->name, w->id, (unsigned long long)p->cost[VHU_POLL_NOTIFY],
+		         (unsigned long long)p->cost[VHU_POLL_SPIN],
+		         p->best == VHU_POLL_SPIN ? "polling" : "notifications");
+}
+
+/* After a batch of events: poll the rings while the policy (src/poll_policy.h)
+ * finds that it pays.  Returns true if the worker must exit. */
+static bool poll_adaptive(struct vhu_worker *w)
+{
+	poll_account(w);
+	while (vhu_poll_spinning(&w->poll) && !must_yield(w)) {
+		enum poll_end e = poll_rings(w);
+
+		if (e != POLL_DUE)
+			return e == POLL_QUIT;
+		poll_account(w);
+	}
+	return false;
 }
 
 static void *worker_main(void *arg)
@@ -391,8 +383,8 @@ static void *worker_main(void *arg)
 			quit = dispatch(w, &ev[i]);
 		if (!quit) {
 			run_pending(w);
-			if (w->d->poll_us)
-				quit = poll_adaptive(w, block && n > 0);
+			if (w->poll.window_us)
+				quit = poll_adaptive(w);
 		}
 		section_leave(w);
 		if (quit || atomic_load(&w->stop))
@@ -586,8 +578,7 @@ static int worker_init(struct vhu_daemon *d, struct vhu_worker *w, unsigned id, 
 	w->id = id;
 	w->mask = mask;
 	w->dev_exit_fd = -1;
-	w->poll_credit = POLL_CREDIT_MAX; /* start polling; poll_adaptive() decides */
-	w->poll_probe_gap = POLL_PROBE_MIN;
+	vhu_poll_init(&w->poll, d->poll_us);
 	for (uint64_t m = mask; m; m &= m - 1)
 		if ((unsigned)__builtin_ctzll(m) < d->nq)
 			d->vrings[__builtin_ctzll(m)].budget_owner = w;

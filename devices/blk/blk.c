@@ -213,15 +213,12 @@ void blk_req_finish(struct blk_req *r)
 	q->done[q->ndone] = r;
 	q->done_chain[q->ndone] = &r->chain;
 	q->done_written[q->ndone++] = written;
-	/* Without polling, a long batch tells the driver part-way (EVENT_IDX
-	 * permitting), so that it refills the ring while the rest is
-	 * processed and the worker finds new chains instead of sleeping.  A
-	 * polling worker does not sleep; it publishes every completion at
-	 * once, which keeps a concurrently draining driver awake (fewer
-	 * calls).  Measurements: docs/performance.md, "What changed". */
-	if (d->polling) {
-		blk_queue_flush(q);
-	} else if (q->ndone == BLK_PUSH_BATCH) {
+	/* A long batch tells the driver part-way (EVENT_IDX permitting), so
+	 * that it refills the ring while the rest is processed and the worker
+	 * finds new chains instead of sleeping.  Polling or not: publishing
+	 * every completion at once hands the used ring's cache line to the
+	 * driver's CPU and back per request (docs/performance.md). */
+	if (q->ndone == BLK_PUSH_BATCH) {
 		blk_queue_flush(q);
 		q->need_notify = false;
 		vhu_vring_notify(q->vr);

@@ -165,9 +165,6 @@ struct blk_dev {
 	char serial[VIRTIO_BLK_ID_BYTES];
 
 	unsigned seg_max, iov_max;
-	/* The workers poll the rings (--poll-us): they do not sleep at the
-	 * end of a batch, so completions are notified at its end only. */
-	bool polling;
 	_Atomic uint8_t wce;              /* writeback cache on */
 	_Atomic uint64_t acked;           /* acked virtio features */
 	_Atomic uint64_t last_negotiated; /* features the cache mode was last reset for */

@@ -314,7 +314,6 @@ static int run(struct vhu_program *p, struct blk_dev *d)
 	struct vhu_daemon *dm;
 	int rc;
 
-	d->polling = cli.poll_us != 0;
 	rc = vhu_daemon_new(&dm, &blk_ops, d, &cfg);
 	if (rc == 0 && (rc = blk_dev_attach(d, dm)) < 0)
 		vhu_daemon_free(dm);

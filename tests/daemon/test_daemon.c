@@ -1012,22 +1012,24 @@ VT_CASE(adaptive_polling)
 	const char *p = sock_path("poll.sock");
 	struct vhuf *f;
 	struct vhu_vring_stats st = {0};
+	uint64_t gpa;
 
 	tdev_init(&t, 1);
 	VT_REQUIRE(vhu_daemon_new(&d, &tops, &t, &cfg) == 0);
 	VT_REQUIRE(vhu_daemon_start(d, p) == 0);
 	VT_REQUIRE(fe_open(&f, p) == 0);
 	VT_EQ(vhuf_queue_setup(f, 0, 64), 0);
-	/* Requests back to back: the worker polls between them. */
-	for (int i = 0; i < 200 && st.polls == 0; i++) {
-		uint64_t gpa = vhuf_alloc(f, 16, 8);
+	/* Requests back to back: the policy tries polling after its first
+	 * epoch with work, and again and again while a trial comes up empty
+	 * (the driver's thread may be waiting for a CPU meanwhile). */
+	gpa = vhuf_alloc(f, 16, 8);
+	VT_REQUIRE(gpa != UINT64_MAX);
+	for (int i = 0; i < 20000 && st.polls == 0; i++) {
 		struct vhuf_buf b = {.gpa = gpa, .len = 16, .write = true};
 		void *ck;
 		uint32_t len;
 		int got = 0;
 
-		if (gpa == UINT64_MAX)
-			break;
 		VT_REQUIRE(vhuf_submit(f, 0, &b, 1, false, (void *)1) >= 0);
 		vhuf_kick(f, 0);
 		for (int k = 0; k < 100 && !got; k++) {
@@ -1227,13 +1229,16 @@ static int paced_requests(struct vhuf *f, unsigned n, unsigned gap_us)
 	return kicks;
 }
 
-/* Adaptive polling pays only where it hits.  Requests 8 ms apart with a
- * 5 ms window: a fixed window would spin 5 ms after each (40 x 5 = 200 ms
- * of CPU); the worker gives up after 4 fruitless windows and then only
- * probes, after 16 sleeps, then 32 (about 6 windows, 30 ms).  Then
- * back-to-back requests: polling resumes (a probe hits) and the driver
- * stops having to kick, because the polling worker keeps notifications
- * off. */
+/* Adaptive polling pays only where it saves more than it spins.
+ * Requests 8 ms apart with a 5 ms window: a fixed window would spin 5 ms
+ * after each (40 x 5 = 200 ms of CPU); the policy (src/poll_policy.h)
+ * tries one polling epoch, finds it dearer per request than sleeping and
+ * tries again after 8, 16, 32 epochs.  Then back-to-back requests: the
+ * rate jumps, so polling is tried again at once and finds work.  Whether
+ * it then wins depends on the CPUs this test gets (a spinning worker that
+ * shares a CPU with the driver's thread slows it down, and is then rightly
+ * dropped): only that it was tried is checked here; the choice itself is
+ * tested with fixed figures in tests/unit/test_poll.c. */
 VT_CASE(adaptive_polling_backs_off)
 {
 	struct vhu_daemon_config cfg = {.poll_us = 5000};
@@ -1241,8 +1246,10 @@ VT_CASE(adaptive_polling_backs_off)
 	struct tdev t;
 	const char *p = sock_path("backoff.sock");
 	struct vhuf *f;
+	struct vhu_vring_stats st0, st1;
 	uint64_t cpu0, cpu_ms;
-	int kicks;
+	int kicks = 0;
+	unsigned n;
 
 	tdev_init(&t, 1);
 	VT_REQUIRE(vhu_daemon_new(&d, &tops, &t, &cfg) == 0);
@@ -1255,9 +1262,18 @@ VT_CASE(adaptive_polling_backs_off)
 	cpu_ms = (workers_cpu_ns() - cpu0) / 1000000;
 	printf("# slow queue: worker CPU %llu ms for 40 requests\n", (unsigned long long)cpu_ms);
 	VT_CHECK(cpu_ms < 100);
-	kicks = paced_requests(f, 2000, 0);
-	printf("# back to back: %d kicks for 2000 requests\n", kicks);
-	VT_CHECK(kicks >= 0 && kicks < 200);
+	vhu_vring_get_stats(vhu_daemon_vring(d, 0), &st0);
+	st1 = st0;
+	/* A trial can come up empty while another process holds the CPU
+	 * the driver's thread needs: later trials then find work. */
+	for (n = 0; n < 20000 && st1.polls == st0.polls && kicks >= 0; n += 1000) {
+		kicks = paced_requests(f, 1000, 0);
+		vhu_vring_get_stats(vhu_daemon_vring(d, 0), &st1);
+	}
+	printf("# back to back: %llu of %u requests found by polling\n",
+	       (unsigned long long)(st1.polls - st0.polls), n);
+	VT_CHECK(kicks >= 0);
+	VT_CHECK(st1.polls > st0.polls);
 	vhuf_close(f);
 	vhu_daemon_stop(d);
 	VT_EQ(vhu_daemon_wait(d), 0);
