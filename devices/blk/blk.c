@@ -66,9 +66,19 @@ static void op_acked_features(void *dev, uint64_t features)
 
 static uint64_t op_protocol_features(void *dev)
 {
+	/* BACKEND_REQ: the channel tells the guest about resizes (image.c). */
 	return VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_REPLY_ACK) | VHU_BIT(VHU_PF_CONFIG) |
 	       VHU_BIT(VHU_PF_INFLIGHT_SHMFD) | VHU_BIT(VHU_PF_RESET_DEVICE) |
-	       VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) | VHU_BIT(VHU_PF_STATUS);
+	       VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) | VHU_BIT(VHU_PF_STATUS) |
+	       VHU_BIT(VHU_PF_BACKEND_REQ);
+}
+
+static void op_set_backend_req_fd(void *dev, struct vhu_channel *ch)
+{
+	struct blk_dev *d = dev;
+	pthread_mutex_lock(&d->chan_lock);
+	d->chan = ch;
+	pthread_mutex_unlock(&d->chan_lock);
 }
 
 static void op_reset_device(void *dev)
@@ -86,13 +96,14 @@ static void op_reset_device(void *dev)
 		vhu_log(VHU_LOG_WARN, "vhu-blk: %u requests still in flight after reset",
 		        atomic_load(&d->busy));
 	atomic_store(&d->acked, 0);
+	op_set_backend_req_fd(d, NULL); /* the channel goes with the front end */
 }
 
 static void fill_config(const struct blk_dev *d, struct virtio_blk_config *c)
 {
 	uint32_t bs = d->opts.blk_size;
 	memset(c, 0, sizeof(*c));
-	c->capacity = d->capacity;
+	c->capacity = atomic_load(&d->lim.capacity);
 	c->size_max = 1u << 20; /* no real limit: 1 MiB per segment is plenty */
 	c->seg_max = d->seg_max;
 	c->blk_size = bs;
@@ -335,6 +346,7 @@ const struct vhu_backend_ops blk_ops = {
     .reset_device = op_reset_device,
     .get_config = op_get_config,
     .set_config = op_set_config,
+    .set_backend_req_fd = op_set_backend_req_fd,
     .queues_per_thread = op_queues_per_thread,
     .handle_event = op_handle_event,
 };
@@ -379,7 +391,7 @@ int blk_dev_setup(struct blk_dev *d)
 	    .serial = d->serial,
 	};
 	atomic_store(&d->wce, 1);
-	d->engine = d->opts.null_io ? &blk_engine_null : &blk_engine_uring;
+	pthread_mutex_init(&d->chan_lock, NULL);
 
 	unsigned nt = d->opts.threads;
 	if (!nt) {
@@ -387,6 +399,8 @@ int blk_dev_setup(struct blk_dev *d)
 		nt = cpus > 0 ? (unsigned)cpus : 1;
 	}
 	d->nthreads = nt < nq ? nt : nq;
+	if (d->max_threads && d->nthreads > d->max_threads)
+		d->nthreads = d->max_threads;
 	d->workers = calloc(d->nthreads, sizeof(*d->workers));
 	if (!d->workers)
 		return -ENOMEM;
@@ -424,11 +438,13 @@ int blk_dev_attach(struct blk_dev *d, struct vhu_daemon *daemon)
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	return d->engine->start ? d->engine->start(d) : 0;
 }
 
 void blk_dev_teardown(struct blk_dev *d)
 {
+	if (d->workers && d->engine->stop)
+		d->engine->stop(d);
 	if (d->workers) {
 		for (unsigned t = 0; t < d->nthreads; t++)
 			if (d->workers[t].dev)

@@ -3,10 +3,14 @@
  * vhu-blk internals: a virtio-blk device on libvhu.
  *
  *   main.c         command line, default image/socket, signals
- *   image.c        opening the image (file or block device), capacity, listening socket
+ *   spec.c         image specifications: PATH, rbd:POOL/IMAGE..., NBD URIs (pure)
+ *   image.c        choosing the engine for a spec, opening the image, capacity
+ *                  changes, files (regular file or block device), listening socket
  *   blk.c          the vhu_backend_ops table: features, config space, threads, events
  *   req.c          request parsing and validation (pure: no I/O)
- *   engine_uring.c asynchronous I/O through io_uring (one ring per worker thread)
+ *   engine_uring.c files: asynchronous I/O through io_uring (one ring per worker)
+ *   engine_rbd.c   Ceph RBD images through librbd (optional: librbd-dev)
+ *   engine_nbd.c   NBD exports through libnbd (optional: libnbd-dev)
  *   engine_null.c  --null: no I/O at all, reads return zeroes
  *
  * Threads: the daemon's handler thread calls config/feature ops; each worker
@@ -18,7 +22,9 @@
 #define VHU_BLK_H
 
 #include <linux/virtio_blk.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -43,7 +49,9 @@ enum blk_op {
 
 /* What req.c needs to judge a request. */
 struct blk_limits {
-	uint64_t capacity; /* 512-byte sectors */
+	/* 512-byte sectors; changes while serving when the image is resized
+	 * (blk_dev_resized), hence atomic. */
+	_Atomic uint64_t capacity;
 	bool read_only;
 	uint32_t max_segs;
 	uint32_t max_dz_sectors;
@@ -85,6 +93,14 @@ struct blk_req {
 	bool direct;      /* went to the O_DIRECT fd */
 	bool no_direct;   /* O_DIRECT refused it once: buffered from now on */
 	uint16_t next_free;
+
+	/* For engines whose completions arrive on a library thread (rbd): that
+	 * thread touches only these, never the ring (see engine_rbd.c). */
+	_Atomic int eng_left;     /* operations outstanding */
+	_Atomic int eng_err;      /* first error of them (-errno) */
+	struct blk_req *eng_next; /* link in the owning worker's completion list */
+	uint8_t eng_stage;        /* engine-private step (e.g. write then flush) */
+	uint64_t eng_since;       /* engine-private time stamp (ms, CLOCK_MONOTONIC) */
 };
 
 struct blk_dev;
@@ -112,26 +128,105 @@ struct blk_queue {
 	uint32_t done_written[BLK_PUSH_BATCH];
 };
 
+/*
+ * A storage engine: where the blocks live and how I/O reaches them.
+ *
+ * Life cycle (main thread unless said otherwise):
+ *   open()  once, before blk_dev_setup(): open the image d->spec names, set
+ *           d->capacity (sectors); may set d->max_threads (the engine cannot
+ *           spread over more workers) and d->opts.read_only (a snapshot).
+ *           Errors: -errno and a sentence in err (no "vhu-blk:" prefix).
+ *   init()  per worker, inside blk_dev_setup(): per-worker state in w->priv;
+ *           *efd = an fd the worker's epoll watches for EPOLLIN (the engine's
+ *           completions, timers, sockets, ...) or -1.
+ *   start() optional, after blk_dev_attach() (the daemon exists, workers
+ *           not yet serving): background duties such as watching for resizes.
+ *   submit(), kick(), reap(): worker thread of the request's queue only; the
+ *           data path takes no locks.  submit() starts I/O for r (op != NONE)
+ *           and completes it through blk_req_finish(), possibly before
+ *           returning; kick() hands batched submissions over; reap() runs when
+ *           *efd fired (and may also be called with nothing to do).
+ *   stop()  optional, after the daemon stopped serving, before fini():
+ *           end background duties.
+ *   fini()  per worker, after the daemon stopped serving: finish or abandon
+ *           in-flight I/O (guest memory references are dropped afterwards).
+ *   close() once, last.
+ *
+ * Every request ends with r->error = 0 (done, data stored as far as the
+ * cache mode promises: with d->wce == 0 writes must be durable) or -errno
+ * (the guest sees VIRTIO_BLK_S_IOERR).  An engine never acknowledges a write
+ * the storage did not take.
+ */
 struct blk_engine {
 	const char *name;
 	/* Every request completes inside submit(): no memory reference is
 	 * needed beyond the worker callback. */
 	bool sync;
-	/* Per worker set-up (handler/main thread, before serving). Sets *efd to
-	 * an fd to register as listener, or -1. 0 or -errno. */
+	int (*open)(struct blk_dev *d, char *err, size_t errlen);
+	void (*close)(struct blk_dev *d);
 	int (*init)(struct blk_worker *w, int *efd);
 	void (*fini)(struct blk_worker *w);
-	/* Start I/O for r (op != NONE). Completes through blk_req_finish(),
-	 * possibly before returning. Worker thread. */
+	int (*start)(struct blk_dev *d);
+	void (*stop)(struct blk_dev *d);
 	void (*submit)(struct blk_worker *w, struct blk_req *r);
-	/* Hand batched submissions to the kernel. Worker thread. */
 	void (*kick)(struct blk_worker *w);
-	/* Listener fired: reap completions. Worker thread. */
 	void (*reap)(struct blk_worker *w);
 };
 
 extern const struct blk_engine blk_engine_uring;
 extern const struct blk_engine blk_engine_null;
+#ifdef VHU_BLK_HAVE_RBD
+extern const struct blk_engine blk_engine_rbd;
+#endif
+#ifdef VHU_BLK_HAVE_NBD
+extern const struct blk_engine blk_engine_nbd;
+#endif
+
+/* ---- image specifications (spec.c) ---- */
+
+#define BLK_SPEC_MAX_LEN  4096u
+#define BLK_SPEC_MAX_OPTS 16u
+
+enum blk_spec_kind {
+	BLK_SPEC_FILE,
+	BLK_SPEC_RBD,
+	BLK_SPEC_NBD,
+};
+
+/* A parsed image specification.  Every string points into buf (owned). */
+struct blk_spec {
+	enum blk_spec_kind kind;
+	char *path; /* FILE */
+	struct {
+		char *pool, *ns, *image; /* ns NULL = default namespace */
+		char *snap;              /* NULL = the image head (read-write) */
+		char *conf;              /* ceph.conf; NULL = Ceph's default search */
+		char *id;                /* client id (user) without "client."; NULL = admin */
+		struct {
+			char *key, *value; /* other Ceph options (rados_conf_set) */
+		} opts[BLK_SPEC_MAX_OPTS];
+		unsigned nopts;
+	} rbd;
+	struct {
+		char *uri;                   /* nbd[s][+unix|+vsock]://..., or NULL */
+		char *host, *port;           /* legacy nbd:HOST:PORT */
+		char *unix_path;             /* legacy nbd:unix:PATH */
+		char *export;                /* legacy :exportname=, NULL = "" */
+	} nbd;
+	char *buf;
+};
+
+/*
+ * Parse an image specification (see spec.c's header for the spellings:
+ * a path, file:PATH, rbd:POOL/[NS/]IMAGE[@SNAP][:conf=FILE][:id=USER][:KEY=VAL],
+ * nbd://..., nbd+unix://..., nbd:HOST:PORT, nbd:unix:PATH).  Any thread; pure.
+ * Returns 0 (free with blk_spec_free) or -EINVAL with a sentence in err, or
+ * -ENOMEM.  Whether the engine for the kind was built is checked later, by
+ * blk_image_open.
+ */
+int blk_spec_parse(const char *s, struct blk_spec *sp, char *err, size_t errlen);
+void blk_spec_free(struct blk_spec *sp);
+const char *blk_spec_kind_name(enum blk_spec_kind k);
 
 struct blk_worker {
 	unsigned index;
@@ -152,16 +247,26 @@ struct blk_opts {
 	uint32_t blk_size;
 	uint64_t null_size; /* bytes, --null without image */
 	char serial[VIRTIO_BLK_ID_BYTES + 1];
+	/* nbd: how long requests wait for a lost server to come back before
+	 * they fail (0 = fail at once; reconnecting goes on regardless). */
+	unsigned reconnect_delay_s;
 };
 
 struct blk_dev {
 	struct blk_opts opts;
+	struct blk_spec spec; /* parsed opts.image */
+	void *engine_priv;    /* device-wide engine state (open .. close) */
+	unsigned max_threads; /* the engine's limit on workers; 0 = none */
 	int fd;        /* buffered (or the only) fd; -1 in --null mode */
 	int fd_direct; /* O_DIRECT fd, or -1 */
 	bool is_blockdev;
 	uint32_t dio_mem_align, dio_off_align;
-	uint64_t capacity; /* sectors */
+	uint64_t capacity; /* sectors, at open; lim.capacity follows resizes */
 	struct blk_limits lim;
+	/* The back-end channel, for config-change messages (resize).  Set by
+	 * the handler thread, used by engine threads: under chan_lock. */
+	pthread_mutex_t chan_lock;
+	struct vhu_channel *chan;
 	char serial[VIRTIO_BLK_ID_BYTES];
 
 	unsigned seg_max, iov_max;
@@ -184,10 +289,28 @@ struct blk_dev {
 };
 
 /* ---- image.c ---- */
-/* Open the image per opts (sets fd, fd_direct, capacity, is_blockdev).
- * On error prints nothing and returns -errno; *what names the failing step. */
-int blk_image_open(struct blk_dev *d, const char **what);
+/* The engine that serves spec kind k ("--null" aside), or NULL with a
+ * sentence in err naming the Debian package vhu-blk was built without. */
+const struct blk_engine *blk_engine_for(enum blk_spec_kind k, char *err, size_t errlen);
+/* NULL-terminated names of the engines built in (for --print-capabilities). */
+const char *const *blk_engine_names(void);
+/* Parse d->opts.image (if any), pick the engine (null for --null) and open
+ * the image: sets spec, engine, capacity, and the engine's state.  Main
+ * thread, before blk_dev_setup.  Prints nothing: -errno and a sentence in
+ * err ("open: No such file or directory", "rbd: ...: Connection timed out").
+ * blk_image_close undoes it (also after a failure). */
+int blk_image_open(struct blk_dev *d, char *err, size_t errlen);
 void blk_image_close(struct blk_dev *d);
+/* Files: open d->spec.path (fd, fd_direct, capacity, is_blockdev). */
+int blk_file_open(struct blk_dev *d, char *err, size_t errlen);
+void blk_file_close(struct blk_dev *d);
+/* The image now has `bytes` bytes: update the capacity requests are judged
+ * by and tell the front end (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG) so that
+ * the guest sees the new size.  Any thread. */
+void blk_dev_resized(struct blk_dev *d, uint64_t bytes);
+/* Log an engine error for r, rate limited (first one of a burst, then a
+ * count once a second).  Worker thread of r. */
+void blk_log_io_error(struct blk_dev *d, const struct blk_req *r, const char *engine, int err);
 /* Create `path` (and missing parent directories) as a sparse file of `size`
  * bytes if it does not exist. 1 = created, 0 = existed, -errno. */
 int blk_image_create_default(const char *path, uint64_t size);

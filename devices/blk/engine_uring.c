@@ -271,6 +271,8 @@ static void uring_fini(struct blk_worker *w)
 
 const struct blk_engine blk_engine_uring = {
     .name = "io_uring",
+    .open = blk_file_open,
+    .close = blk_file_close,
     .init = uring_init,
     .fini = uring_fini,
     .submit = uring_submit,

@@ -91,6 +91,7 @@ enum {
 	OPT_BLOCK_SIZE,
 	OPT_POLL_US,
 	OPT_NO_DIRECT,
+	OPT_RECONNECT_DELAY,
 };
 
 static const struct vhu_program_option options[] = {
@@ -114,6 +115,10 @@ static const struct vhu_program_option options[] = {
      "before sleeping; 0 = notifications only (default 32)",
      OPT_POLL_US},
     {"no-direct", 0, VHU_PROGRAM_NO_ARG, NULL, "do not use O_DIRECT", OPT_NO_DIRECT},
+    {"reconnect-delay", 0, VHU_PROGRAM_ARG, "S",
+     "nbd: requests wait up to S seconds for a lost\n"
+     "server to come back, then fail (default 30)",
+     OPT_RECONNECT_DELAY},
     {0},
 };
 
@@ -177,6 +182,12 @@ static int parse_option(struct vhu_program *p, void *ctx, int key, const char *a
 		return 0;
 	case OPT_NO_DIRECT:
 		o->no_direct = true;
+		return 0;
+	case OPT_RECONNECT_DELAY:
+		if (!vhu_program_parse_uint(arg, 0, 86400, &v))
+			return usage_error("invalid --reconnect-delay '%s': expected seconds 0..86400",
+			                   arg);
+		o->reconnect_delay_s = (unsigned)v;
 		return 0;
 	}
 	return -EINVAL;
@@ -254,7 +265,7 @@ static void print_qemu_hint(const struct blk_opts *o, const char *sock)
 /* Open/create the image and set up the device. Prints its own errors. */
 static int prepare_device(struct blk_dev *d, struct cli *cli)
 {
-	const char *what = "open";
+	char err[512] = "";
 	int rc;
 	if (cli->default_image) {
 		rc = blk_image_create_default(d->opts.image, DEFAULT_IMAGE_SIZE);
@@ -267,10 +278,10 @@ static int prepare_device(struct blk_dev *d, struct cli *cli)
 			fprintf(stderr, PROG ": created %llu MiB image %s\n",
 			        DEFAULT_IMAGE_SIZE >> 20, d->opts.image);
 	}
-	rc = blk_image_open(d, &what);
+	rc = blk_image_open(d, err, sizeof(err));
 	if (rc < 0) {
-		fprintf(stderr, PROG ": cannot use image '%s': %s: %s\n", d->opts.image, what,
-		        strerror(-rc));
+		fprintf(stderr, PROG ": cannot use image '%s': %s\n", d->opts.image,
+		        *err ? err : strerror(-rc));
 		return 1;
 	}
 	rc = blk_dev_setup(d);
@@ -281,13 +292,18 @@ static int prepare_device(struct blk_dev *d, struct cli *cli)
 	return 0;
 }
 
-static const char *const features[] = {"read-only", "blk-file", NULL};
+/* The conventions' block features, then the engines built in (main()). */
+static const char *features[8] = {"read-only", "blk-file"};
 static struct blk_dev dev;
 static struct cli cli = {.o = &dev.opts, .poll_us = BLK_DEFAULT_POLL_US};
 
 static const struct vhu_program_info info = {
     .name = PROG,
-    .summary = "Serve IMAGE (raw file or block device) as a virtio-blk disk over vhost-user.",
+    .summary = "Serve IMAGE as a virtio-blk disk over vhost-user.  IMAGE is a raw file or\n"
+               "block device (PATH or file:PATH), a Ceph RBD image\n"
+               "(rbd:POOL/[NAMESPACE/]IMAGE[@SNAP][:conf=FILE][:id=USER][:KEY=VALUE...])\n"
+               "or an NBD export (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH,\n"
+               "nbd:HOST:PORT, nbd:unix:PATH[:exportname=EXPORT]).",
     .usage_args = "[IMAGE]",
     .help_footer = "Without IMAGE: serve $XDG_DATA_HOME/vhu/disk.img (created, 64 MiB, if absent)\n"
                    "on $XDG_RUNTIME_DIR/vhu-blk.sock (or /tmp/vhu-blk.sock), and print the QEMU\n"
@@ -355,7 +371,11 @@ int main(int argc, char **argv)
 	o->queue_size = 256;
 	o->blk_size = BLK_SECTOR;
 	o->null_size = 1ull << 30;
+	o->reconnect_delay_s = 30;
 	memcpy(o->serial, "vhu-blk", 7);
+	const char *const *eng = blk_engine_names();
+	for (unsigned i = 2; *eng && i < 7; eng++)
+		features[i++] = *eng;
 	if (!(p = vhu_program_new(&info, argc, argv, &rc)))
 		return rc;
 	rc = prepare_device(&dev, &cli);
