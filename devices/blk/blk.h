@@ -208,10 +208,10 @@ struct blk_spec {
 		unsigned nopts;
 	} rbd;
 	struct {
-		char *uri;                   /* nbd[s][+unix|+vsock]://..., or NULL */
-		char *host, *port;           /* legacy nbd:HOST:PORT */
-		char *unix_path;             /* legacy nbd:unix:PATH */
-		char *export;                /* legacy :exportname=, NULL = "" */
+		char *uri;         /* nbd[s][+unix|+vsock]://..., or NULL */
+		char *host, *port; /* legacy nbd:HOST:PORT */
+		char *unix_path;   /* legacy nbd:unix:PATH */
+		char *export;      /* legacy :exportname=, NULL = "" */
 	} nbd;
 	char *buf;
 };
@@ -257,8 +257,8 @@ struct blk_dev {
 	struct blk_spec spec; /* parsed opts.image */
 	void *engine_priv;    /* device-wide engine state (open .. close) */
 	unsigned max_threads; /* the engine's limit on workers; 0 = none */
-	int fd;        /* buffered (or the only) fd; -1 in --null mode */
-	int fd_direct; /* O_DIRECT fd, or -1 */
+	int fd;               /* buffered (or the only) fd; -1 in --null mode */
+	int fd_direct;        /* O_DIRECT fd, or -1 */
 	bool is_blockdev;
 	uint32_t dio_mem_align, dio_off_align;
 	uint64_t capacity; /* sectors, at open; lim.capacity follows resizes */

@@ -186,11 +186,10 @@ static int nbd_open_image(struct blk_dev *d, char *err, size_t errlen)
 		d->max_threads = 1;
 	d->capacity = nd->caps.size / BLK_SECTOR;
 	atomic_store(&d->lim.capacity, d->capacity);
-	vhu_log(VHU_LOG_INFO,
-	        "vhu-blk: nbd: %s: %" PRIu64 " bytes%s%s%s%s%s%s", nd->name, nd->caps.size,
-	        nd->caps.read_only ? ", read-only" : "", nd->caps.flush ? ", flush" : "",
-	        nd->caps.fua ? ", fua" : "", nd->caps.trim ? ", trim" : "",
-	        nd->caps.zero ? ", zero" : "",
+	vhu_log(VHU_LOG_INFO, "vhu-blk: nbd: %s: %" PRIu64 " bytes%s%s%s%s%s%s", nd->name,
+	        nd->caps.size, nd->caps.read_only ? ", read-only" : "",
+	        nd->caps.flush ? ", flush" : "", nd->caps.fua ? ", fua" : "",
+	        nd->caps.trim ? ", trim" : "", nd->caps.zero ? ", zero" : "",
 	        nd->caps.multi_conn ? ", multi-conn" : ", one connection (no multi-conn)");
 	return 0;
 }
@@ -388,8 +387,7 @@ static void process_done(struct nbd_conn *c)
 				park(c, r);
 				continue;
 			}
-			if (!err && !r->eng_stage && write_through(d, r) &&
-			    !ND(d)->caps.fua) {
+			if (!err && !r->eng_stage && write_through(d, r) && !ND(d)->caps.fua) {
 				r->eng_stage = 1; /* no FUA: flush before acknowledging */
 				send_req(c, r);
 				continue;
@@ -479,7 +477,8 @@ static void try_reconnect(struct nbd_conn *c)
 		if (c->attempts++ == 0)
 			vhu_log(VHU_LOG_WARN, "vhu-blk: nbd: reconnecting to %s: %s",
 			        ND(c->w->dev)->name, nbd_err());
-		c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+		c->backoff_ms =
+		    c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 		set_timer(c, c->backoff_ms);
 		return;
 	}
@@ -493,8 +492,8 @@ static void follow(struct nbd_conn *c)
 		keep_err();
 		if (!c->ready) {
 			c->attempts++;
-			c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-			                                                   : c->backoff_ms * 2;
+			c->backoff_ms =
+			    c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 		}
 		conn_lost(c, nbd_err());
 		return;

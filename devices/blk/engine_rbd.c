@@ -82,7 +82,8 @@ static int connect_cluster(struct blk_dev *d, struct rbd_dev *rd, char *err, siz
 	rados_conf_set(rd->cluster, "client_mount_timeout", "30");
 	rc = rados_conf_read_file(rd->cluster, sp->rbd.conf);
 	if (rc < 0 && sp->rbd.conf)
-		return say(err, errlen, rc, "cannot read the configuration file '%s'", sp->rbd.conf);
+		return say(err, errlen, rc, "cannot read the configuration file '%s'",
+		           sp->rbd.conf);
 	for (unsigned i = 0; i < sp->rbd.nopts; i++) {
 		rc = rados_conf_set(rd->cluster, sp->rbd.opts[i].key, sp->rbd.opts[i].value);
 		if (rc < 0)
@@ -280,8 +281,8 @@ static int start_op(struct rbd_dev *rd, struct blk_req *r, enum blk_op op, unsig
 		break;
 	case BLK_OP_ZEROES:
 		/* Without THICK_PROVISION librbd may deallocate: reads as zeroes. */
-		rc = rbd_aio_write_zeroes(rd->image, r->segs[seg].offset, r->segs[seg].len, c, 0,
-		                          0);
+		rc =
+		    rbd_aio_write_zeroes(rd->image, r->segs[seg].offset, r->segs[seg].len, c, 0, 0);
 		break;
 	default:
 		rc = -EINVAL;

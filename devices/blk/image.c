@@ -142,8 +142,8 @@ static uint64_t now_ms(void)
 
 void blk_log_io_error(struct blk_dev *d, const struct blk_req *r, const char *engine, int err)
 {
-	static const char *const ops[] = {"none", "read", "write", "flush", "discard",
-	                                  "write-zeroes"};
+	static const char *const ops[] = {"none",  "read",    "write",
+	                                  "flush", "discard", "write-zeroes"};
 	static _Atomic uint64_t last_ms;
 	static _Atomic unsigned suppressed;
 	uint64_t now = now_ms(), last = atomic_load(&last_ms);

@@ -185,8 +185,8 @@ static int parse_option(struct vhu_program *p, void *ctx, int key, const char *a
 		return 0;
 	case OPT_RECONNECT_DELAY:
 		if (!vhu_program_parse_uint(arg, 0, 86400, &v))
-			return usage_error("invalid --reconnect-delay '%s': expected seconds 0..86400",
-			                   arg);
+			return usage_error(
+			    "invalid --reconnect-delay '%s': expected seconds 0..86400", arg);
 		o->reconnect_delay_s = (unsigned)v;
 		return 0;
 	}

@@ -135,7 +135,7 @@ static int parse_nbd_legacy(struct blk_spec *sp, char *s, char *err, size_t errl
 
 static bool is_nbd_uri(const char *s)
 {
-	static const char *const schemes[] = {"nbd://",      "nbds://",      "nbd+unix://",
+	static const char *const schemes[] = {"nbd://",       "nbds://",      "nbd+unix://",
 	                                      "nbds+unix://", "nbd+vsock://", "nbds+vsock://"};
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
 		if (!strncmp(s, schemes[i], strlen(schemes[i])))
