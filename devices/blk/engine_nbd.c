@@ -109,10 +109,22 @@ static const char *nbd_err(void)
 	return last_err[0] ? last_err : "unknown error";
 }
 
-static void keep_err(void)
+static void keep_err(const char *fallback)
 {
 	const char *e = nbd_get_error();
-	snprintf(last_err, sizeof(last_err), "%s", e ? e : "unknown error");
+	snprintf(last_err, sizeof(last_err), "%s", e ? e : fallback);
+}
+
+/* Back-off between reconnect attempts: doubling from BACKOFF_MIN_MS, at most
+ * BACKOFF_MAX_MS, and at most a quarter of --reconnect-delay, so that waiting
+ * requests see a few attempts before they give up. */
+static unsigned next_backoff(const struct blk_dev *d, unsigned ms)
+{
+	unsigned cap = BACKOFF_MAX_MS, quarter = d->opts.reconnect_delay_s * 250;
+	if (quarter && quarter < cap)
+		cap = quarter < BACKOFF_MIN_MS ? BACKOFF_MIN_MS : quarter;
+	ms = ms ? ms * 2 : BACKOFF_MIN_MS;
+	return ms > cap ? cap : ms;
 }
 
 /* Create a handle for d->spec and start connecting (asynchronously when
@@ -139,7 +151,7 @@ static struct nbd_handle *make_handle(const struct blk_dev *d, bool async)
 		goto fail;
 	return h;
 fail:
-	keep_err();
+	keep_err("cannot connect");
 	nbd_close(h);
 	errno = EIO;
 	return NULL;
@@ -175,7 +187,7 @@ static int nbd_open_image(struct blk_dev *d, char *err, size_t errlen)
 		snprintf(nd->name, sizeof(nd->name), "%s:%s", sp->nbd.host, sp->nbd.port);
 	nd->first = make_handle(d, false);
 	if (nd->first && read_caps(nd->first, &nd->caps) < 0)
-		keep_err();
+		keep_err("no size");
 	if (!nd->first || !nd->caps.size) {
 		snprintf(err, errlen, "nbd: cannot connect to %s: %s", nd->name, nbd_err());
 		return -EIO;
@@ -461,7 +473,6 @@ static void became_ready(struct nbd_conn *c)
 	c->ready = true;
 	c->attempts = 0;
 	c->backoff_ms = 0;
-	set_timer(c, 0);
 	timerfd_settime(c->tfd, 0, &(struct itimerspec){0}, NULL);
 	struct blk_req *r = list_take(&c->parked);
 	for (struct blk_req *next; r; r = next) {
@@ -477,8 +488,7 @@ static void try_reconnect(struct nbd_conn *c)
 		if (c->attempts++ == 0)
 			vhu_log(VHU_LOG_WARN, "vhu-blk: nbd: reconnecting to %s: %s",
 			        ND(c->w->dev)->name, nbd_err());
-		c->backoff_ms =
-		    c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+		c->backoff_ms = next_backoff(c->w->dev, c->backoff_ms);
 		set_timer(c, c->backoff_ms);
 		return;
 	}
@@ -489,11 +499,10 @@ static void try_reconnect(struct nbd_conn *c)
 static void follow(struct nbd_conn *c)
 {
 	if (c->h && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))) {
-		keep_err();
+		keep_err("the server closed the connection");
 		if (!c->ready) {
 			c->attempts++;
-			c->backoff_ms =
-			    c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+			c->backoff_ms = next_backoff(c->w->dev, c->backoff_ms);
 		}
 		conn_lost(c, nbd_err());
 		return;
