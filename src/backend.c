@@ -46,8 +46,9 @@ static void unlock(struct vhu_backend *be)
 int vhu_be_init(struct vhu_backend *be, const struct vhu_backend_ops *ops, void *dev,
                 enum vhu_lock_mode mode)
 {
-	if (!ops || !ops->num_queues || !ops->max_queue_size || !ops->features ||
-	    !ops->protocol_features || !ops->handle_event)
+	if (!ops || !ops->handle_event || (!ops->num_queues && !ops->fixed.num_queues) ||
+	    (!ops->max_queue_size && !ops->fixed.max_queue_size) ||
+	    (!ops->features && !ops->fixed.features))
 		return -EINVAL;
 	if (mode != VHU_LOCK_NONE && mode != VHU_LOCK_MUTEX && mode != VHU_LOCK_RWLOCK)
 		return -EINVAL;
@@ -88,16 +89,22 @@ void vhu_be_destroy(struct vhu_backend *be)
 
 unsigned vhu_be_num_queues(struct vhu_backend *be)
 {
+	if (!be->ops->num_queues)
+		return be->ops->fixed.num_queues;
 	return LOCKED(be, RD, unsigned, be->ops->num_queues(be->dev));
 }
 
 unsigned vhu_be_max_queue_size(struct vhu_backend *be)
 {
+	if (!be->ops->max_queue_size)
+		return be->ops->fixed.max_queue_size;
 	return LOCKED(be, RD, unsigned, be->ops->max_queue_size(be->dev));
 }
 
 uint64_t vhu_be_features(struct vhu_backend *be)
 {
+	if (!be->ops->features)
+		return be->ops->fixed.features;
 	return LOCKED(be, RD, uint64_t, be->ops->features(be->dev));
 }
 
@@ -109,6 +116,8 @@ void vhu_be_acked_features(struct vhu_backend *be, uint64_t features)
 
 uint64_t vhu_be_protocol_features(struct vhu_backend *be)
 {
+	if (!be->ops->protocol_features)
+		return be->ops->fixed.protocol_features;
 	return LOCKED(be, RD, uint64_t, be->ops->protocol_features(be->dev));
 }
 
@@ -204,4 +213,22 @@ int vhu_be_check_device_state(struct vhu_backend *be)
 	if (!be->ops->check_device_state)
 		return -ENOTSUP;
 	return LOCKED(be, RD, int, be->ops->check_device_state(be->dev));
+}
+
+void vhu_be_frontend_connected(struct vhu_backend *be)
+{
+	if (be->ops->frontend_connected)
+		LOCKED_VOID(be, WR, be->ops->frontend_connected(be->dev));
+}
+
+void vhu_be_queue_ready(struct vhu_backend *be, unsigned q, unsigned thread_id)
+{
+	if (be->ops->queue_ready)
+		LOCKED_VOID(be, WR, be->ops->queue_ready(be->dev, q, thread_id));
+}
+
+void vhu_be_frontend_gone(struct vhu_backend *be, unsigned thread_id)
+{
+	if (be->ops->frontend_gone)
+		LOCKED_VOID(be, WR, be->ops->frontend_gone(be->dev, thread_id));
 }

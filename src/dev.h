@@ -59,6 +59,9 @@ int vhu_be_handle_event(struct vhu_backend *be, uint16_t device_event, uint32_t 
 int vhu_be_set_device_state_fd(struct vhu_backend *be, enum vhu_state_direction dir,
                                enum vhu_state_phase phase, int fd, int *reply_fd);
 int vhu_be_check_device_state(struct vhu_backend *be);
+void vhu_be_frontend_connected(struct vhu_backend *be);
+void vhu_be_queue_ready(struct vhu_backend *be, unsigned q, unsigned thread_id);
+void vhu_be_frontend_gone(struct vhu_backend *be, unsigned thread_id);
 
 /* ---- channel.c -------------------------------------------------------- */
 
@@ -86,6 +89,11 @@ struct vhu_worker {
 	_Atomic uint32_t park;   /* handler asks it to park between batches */
 	_Atomic uint32_t parked; /* it is parked */
 	uint64_t pending;        /* kicks seen while inactive (worker-local) */
+	/* Lifecycle hooks (lifecycle.c): queues that became ready and wait
+	 * for their queue_ready call; the front end whose frontend_gone this
+	 * worker has had (compared with the daemon's gone_seq). */
+	_Atomic uint64_t ready_new;
+	uint64_t gone_done;
 	struct vhu_poll poll; /* adaptive polling policy (worker-local) */
 };
 
@@ -103,6 +111,24 @@ void vhu_workers_unpark(struct vhu_daemon *d);
 /* Watch / unwatch queue q's kick fd in its worker's epoll set. */
 int vhu_worker_watch_kick(struct vhu_daemon *d, unsigned q, int fd);
 void vhu_worker_unwatch_kick(struct vhu_daemon *d, unsigned q, int fd);
+/* Watch (on) or stop watching the front end's socket for a hang-up in
+ * every worker's epoll set (lifecycle.c). */
+void vhu_workers_watch_conn(struct vhu_daemon *d, int sock, bool on);
+
+/* ---- lifecycle.c: the front-end lifecycle hooks ------------------------ */
+
+/* Handler thread: a front end connected on sock (frontend_connected). */
+void vhu_lifecycle_begin(struct vhu_daemon *d, int sock);
+/* Handler thread: the front end is gone; every worker has had its
+ * frontend_gone when this returns (rings popping nothing). */
+void vhu_lifecycle_end(struct vhu_daemon *d);
+/* Handler thread: queue q became ready (queue_ready on its worker). */
+void vhu_lifecycle_queue_ready(struct vhu_daemon *d, unsigned q);
+/* Worker: the front end's socket hung up. */
+void vhu_lifecycle_hangup(struct vhu_worker *w);
+/* Worker: run the hooks due on this worker (slow path of the check). */
+void vhu_lifecycle_run(struct vhu_worker *w);
+
 /* Allow or forbid handle_event for queue q; allowing wakes the worker so
  * that kicks that came while it was forbidden are handled. */
 void vhu_worker_set_active(struct vhu_daemon *d, unsigned q, bool on);
@@ -113,6 +139,7 @@ void vhu_worker_set_active(struct vhu_daemon *d, unsigned q, bool on);
 struct vhu_qctl {
 	bool watched;  /* kick fd registered with the worker */
 	bool own_kick; /* kick fd is our eventfd (NOFD / in-band kicks) */
+	bool ready;    /* started, enabled and watched, as last seen */
 };
 
 /* State of the front end being served. */
@@ -176,6 +203,8 @@ struct vhu_daemon {
 	_Atomic uint64_t acked_features;
 	_Atomic uint64_t connections;
 	atomic_bool connected; /* a front end is being served */
+	/* Front ends begun, and the last one seen gone (lifecycle.c). */
+	_Atomic uint64_t conn_seq, gone_seq;
 
 	int stop_fd; /* eventfd written by vhu_daemon_stop */
 	pthread_t serve_thread;
@@ -202,5 +231,15 @@ bool vhu_daemon_enough(struct vhu_daemon *d);
  * enter() is false when another is running. */
 bool vhu_daemon_serve_enter(struct vhu_daemon *d);
 void vhu_daemon_serve_leave(struct vhu_daemon *d);
+
+/* Worker, before any device callback: hooks due? */
+static inline void vhu_lifecycle_check(struct vhu_worker *w)
+{
+	if (__builtin_expect(atomic_load_explicit(&w->ready_new, memory_order_relaxed) != 0 ||
+	                         atomic_load_explicit(&w->d->gone_seq, memory_order_relaxed) !=
+	                             w->gone_done,
+	                     0))
+		vhu_lifecycle_run(w);
+}
 
 #endif

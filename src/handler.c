@@ -202,6 +202,7 @@ void vhu_conn_begin(struct vhu_daemon *d, int sock)
 	c->log_call_fd = -1;
 	vhu_set_acked_features(d, 0);
 	memset(c->q, 0, sizeof(c->q));
+	vhu_lifecycle_begin(d, sock);
 }
 
 /* Rings keep no pointer into the connection's memory or log. */
@@ -238,6 +239,7 @@ void vhu_conn_end(struct vhu_daemon *d)
 {
 	struct vhu_conn *c = &d->conn;
 
+	vhu_lifecycle_end(d);
 	vhu_rings_reset(d);
 	vhu_be_reset_device(&d->be);
 	rings_detach(d);

@@ -16,11 +16,18 @@
 
 #include "handler.h"
 
+/* Let the worker run the device for q if it is ready; tell the device
+ * when q has just become ready. */
 static void update_active(struct vhu_daemon *d, unsigned q)
 {
 	struct vhu_vring *vr = &d->vrings[q];
+	struct vhu_qctl *qc = &d->conn.q[q];
+	bool ready = vr->started && vr->enabled && qc->watched;
 
-	vhu_worker_set_active(d, q, vr->started && vr->enabled && d->conn.q[q].watched);
+	if (ready && !qc->ready)
+		vhu_lifecycle_queue_ready(d, q);
+	qc->ready = ready;
+	vhu_worker_set_active(d, q, ready);
 }
 
 /*
@@ -63,6 +70,7 @@ void vhu_rings_reset(struct vhu_daemon *d)
 			vhu_worker_unwatch_kick(d, q, vr->kick_fd);
 		d->conn.q[q].watched = false;
 		d->conn.q[q].own_kick = false;
+		d->conn.q[q].ready = false;
 		vhu_vring_lock(vr);
 		vhu_vring_reset(vr);
 		vr->inflight = NULL;

@@ -17,6 +17,8 @@
  *   handler.c  dispatch table, checks shared by all requests, replies
  *   handler_mem.c / handler_vring.c / handler_device.c  the requests, by concern
  *   worker.c   epoll worker threads, listeners, polling, quiescence
+ *   lifecycle.c  front-end lifecycle hooks (connected, queue ready, gone)
+ *   program.c / program_run.c  back-end program conventions (program.h)
  *   poll_policy.c  adaptive polling policy (poll or sleep), per serving thread
  *   daemon.c   listen/accept/serve loop, start/wait/stop
  *   channel.c  back-end -> front-end channel

@@ -35,7 +35,7 @@
 
 #include "dev.h"
 
-enum ev_kind { EV_WAKE = 1, EV_DEV_EXIT = 2, EV_KICK = 3, EV_LISTENER = 4 };
+enum ev_kind { EV_WAKE = 1, EV_DEV_EXIT = 2, EV_KICK = 3, EV_LISTENER = 4, EV_HANGUP = 5 };
 
 #define EV_DATA(kind, id, fd)                                                                      \
 	(((uint64_t)(uint32_t)(fd) << 32) | ((uint64_t)(kind) << 16) | (uint16_t)(id))
@@ -95,6 +95,7 @@ static void handle(struct vhu_worker *w, unsigned id, uint32_t events)
 	struct vhu_daemon *d = w->d;
 	int err;
 
+	vhu_lifecycle_check(w);
 	budget(w, true);
 	err = vhu_be_handle_event(&d->be, (uint16_t)id, events, d->vring_ptrs, d->nq, w->id);
 	budget(w, false);
@@ -145,14 +146,36 @@ static bool dispatch(struct vhu_worker *w, const struct epoll_event *ev)
 	case EV_LISTENER:
 		handle(w, EV_ID(u), ev->events);
 		return false;
+	case EV_HANGUP:
+		vhu_lifecycle_hangup(w);
+		return false;
 	}
 	return false;
+}
+
+/* The front end's hang-up before the other events of its batch: input a
+ * listener brings in with it or after it is not for that front end
+ * (lifecycle.c). */
+static void hangup_first(struct epoll_event *ev, int n)
+{
+	for (int i = 1; i < n; i++) {
+		if (EV_KIND(ev[i].data.u64) == EV_HANGUP) {
+			struct epoll_event h = ev[i];
+
+			memmove(&ev[1], &ev[0], (size_t)i * sizeof(*ev));
+			ev[0] = h;
+			return;
+		}
+	}
 }
 
 /* Kicks that arrived while their ring was paused, now that it runs. */
 static void run_pending(struct vhu_worker *w)
 {
-	uint64_t m = w->pending & atomic_load(&w->active);
+	uint64_t m;
+
+	vhu_lifecycle_check(w); /* queue_ready even without a kick */
+	m = w->pending & atomic_load(&w->active);
 
 	w->pending &= ~m;
 	while (m) {
@@ -379,6 +402,7 @@ static void *worker_main(void *arg)
 			break;
 		}
 		section_enter(w);
+		hangup_first(ev, n);
 		for (int i = 0; i < n && !quit; i++)
 			quit = dispatch(w, &ev[i]);
 		if (!quit) {
@@ -495,6 +519,24 @@ void vhu_worker_unwatch_kick(struct vhu_daemon *d, unsigned q, int fd)
 
 	if (w && fd >= 0)
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void vhu_workers_watch_conn(struct vhu_daemon *d, int sock, bool on)
+{
+	/* Edge-triggered, hang-up only: requests on the socket are the
+	 * handler's, and one report per hang-up is enough. */
+	struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET,
+	                         .data.u64 = EV_DATA(EV_HANGUP, 0, sock)};
+
+	for (unsigned i = 0; sock >= 0 && i < d->nworkers; i++) {
+		struct vhu_worker *w = &d->workers[i];
+
+		if (!on)
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, sock, NULL);
+		else if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, sock, &ev) < 0)
+			VHU_LOGW("%s: worker %u: cannot watch the front end for a hang-up: %s",
+			         d->name, w->id, strerror(errno));
+	}
 }
 
 void vhu_worker_set_active(struct vhu_daemon *d, unsigned q, bool on)

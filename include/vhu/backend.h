@@ -101,6 +101,49 @@ struct vhu_backend_ops {
 	                           enum vhu_state_phase phase, int fd, int *reply_fd);
 	/* [h][read] Result of the last state transfer. Default: -ENOTSUP. */
 	int (*check_device_state)(void *dev);
+
+	/* ---- front-end lifecycle (not in the crate; see the top of the file) */
+
+	/* [h][write] A front end connected; called before its first request
+	 * is handled.  Default: nothing. */
+	void (*frontend_connected)(void *dev);
+	/* [w][write] Queue q became ready: started (it has a size, addresses,
+	 * memory and a kick fd) and enabled.  Called on the worker thread
+	 * that serves q (thread_id), once each time q becomes ready, before
+	 * that worker handles any kick of q.  A device holding input for the
+	 * driver delivers it here instead of waiting for the driver's next
+	 * kick.  Default: nothing. */
+	void (*queue_ready)(void *dev, unsigned q, unsigned thread_id);
+	/* [w][write] The front end is gone: it hung up, or the library
+	 * dropped it (protocol error, vhu_daemon_stop).  Called once per
+	 * front end for each worker thread (thread_id), before that worker
+	 * makes any other callback, and before reset_device(): on the worker
+	 * itself when it sees the hang-up, otherwise on the protocol handler
+	 * thread while that worker is parked, so never concurrently with
+	 * that worker's callbacks.  From then on the worker's rings pop
+	 * nothing (vhu_vring_pop() returns 0, vhu_vring_enabled() is false):
+	 * input that arrives now stays with the device for the next front
+	 * end, and chains popped earlier and still held can only be pushed
+	 * back for a front end that will never read them.  Default:
+	 * nothing. */
+	void (*frontend_gone)(void *dev, unsigned thread_id);
+
+	/* Constants for the first four callbacks, used when the callback is
+	 * NULL, so that a device need not write functions that return a
+	 * constant: num_queues and max_queue_size must then be non-zero and
+	 * features must include VHU_F_VERSION_1 or other bits (0 is taken
+	 * for "forgotten"); protocol_features may be 0. */
+	struct vhu_backend_fixed {
+		unsigned num_queues;
+		unsigned max_queue_size;
+		uint64_t features;
+		uint64_t protocol_features;
+	} fixed;
+
+	/* Room for later operations: must be NULL (leave it out of the
+	 * initialiser).  New operations are only ever added here, so a
+	 * device built against an older libvhu keeps working. */
+	void (*reserved[16])(void);
 };
 
 #ifdef __cplusplus

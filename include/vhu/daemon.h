@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h> /* EPOLLIN... for vhu_daemon_add_listener */
 
 #include "vhu/backend.h"
 #include "vhu/vring.h"
