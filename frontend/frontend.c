@@ -246,6 +246,7 @@ void vhuf_close(struct vhuf *f)
 		return;
 	for (unsigned q = 0; q < VHUF_MAX_QUEUES; q++)
 		vhuf_queue_free(&f->queues[q]);
+	vhuf_mig_free(f);
 	if (f->sock >= 0)
 		close(f->sock);
 	mem_free(f);
@@ -494,6 +495,7 @@ static uint64_t bump(struct vhuf *f, size_t size, size_t align)
 		if (off <= r->size && size <= r->size - off) {
 			f->bump_off = off + size;
 			memset((uint8_t *)r->map + off, 0, size);
+			vhuf_drv_write(f, r->gpa + off, size);
 			return r->gpa + off;
 		}
 		/* Does not fit: objects never straddle regions. */

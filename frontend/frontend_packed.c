@@ -55,6 +55,7 @@ int vhuf_packed_alloc(struct vhuf *f, struct vhuf_queue *vq)
 	vq->drv_ev->off_wrap = pos_wrap(0, true);
 	vq->drv_ev->flags =
 	    (f->features & VHU_BIT(VHU_F_RING_EVENT_IDX)) ? VHUF_EV_DESC : VHUF_EV_ENABLE;
+	vhuf_drv_write(f, vq->avail_gpa, sizeof(struct vhuf_pevent));
 	return 0;
 }
 
@@ -123,6 +124,13 @@ int vhuf_packed_submit(struct vhuf *f, struct vhuf_queue *vq, const struct vhuf_
 	vq->avail_idx = (uint16_t)(vq->avail_idx + need);
 	/* Release: the rest of the chain before the head becomes available. */
 	__atomic_store_n(&vq->pdesc[head].flags, head_flags, __ATOMIC_RELEASE);
+	for (unsigned k = 0, p = head; k < need; k++, p = p + 1 < vq->size ? p + 1 : 0)
+		vhuf_drv_write(f, vq->desc_gpa + 16ull * p, 16);
+	if (indirect)
+		vhuf_drv_write(f, table, n * sizeof(struct vhuf_pdesc));
+	for (unsigned i = 0; i < n; i++) /* the caller filled them */
+		if (!bufs[i].write)
+			vhuf_drv_write(f, bufs[i].gpa, bufs[i].len);
 	return id;
 }
 
@@ -149,7 +157,7 @@ bool vhuf_packed_need_kick(struct vhuf_queue *vq)
 	return old <= ev && ev < now;
 }
 
-int vhuf_packed_get_used(struct vhuf_queue *vq, void **cookie, uint32_t *len)
+int vhuf_packed_get_used(struct vhuf *f, struct vhuf_queue *vq, void **cookie, uint32_t *len)
 {
 	struct vhuf_pdesc *d = &vq->pdesc[vq->used_pos];
 	uint16_t flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE), id;
@@ -178,6 +186,7 @@ int vhuf_packed_get_used(struct vhuf_queue *vq, void **cookie, uint32_t *len)
 		__atomic_store_n(&vq->drv_ev->off_wrap, pos_wrap(vq->used_pos, vq->used_wrap),
 		                 __ATOMIC_RELEASE);
 		atomic_thread_fence(memory_order_seq_cst);
+		vhuf_drv_write(f, vq->avail_gpa, sizeof(struct vhuf_pevent));
 	}
 	return 1;
 }

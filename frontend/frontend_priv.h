@@ -11,6 +11,8 @@
 
 #include "vhu/frontend.h"
 
+struct vhuf_mig;
+
 #define VHUF_MAX_REGIONS  VHU_MEM_BASELINE_REGIONS
 #define VHUF_MAX_QUEUES   VHU_MAX_QUEUES
 #define VHUF_INDIRECT_MAX 64 /* entries of a per-head indirect table */
@@ -117,7 +119,25 @@ struct vhuf {
 	uint64_t bump_off;
 
 	struct vhuf_queue queues[VHUF_MAX_QUEUES];
+
+	/* A simulated migration (frontend_log.c), or NULL. */
+	struct vhuf_mig *_Atomic mig;
 };
+
+/* frontend_log.c: record a write of the driver itself to guest memory
+ * while a migration is simulated, so that the check does not take it for
+ * a write the back end failed to log.  Every driver write calls this after
+ * writing; a no-op (one load) otherwise.  Thread: any. */
+void vhuf_mig_drv_write(struct vhuf *f, uint64_t gpa, uint64_t len);
+static inline void vhuf_drv_write(struct vhuf *f, uint64_t gpa, uint64_t len)
+{
+	if (__builtin_expect(__atomic_load_n(&f->mig, __ATOMIC_ACQUIRE) != NULL, 0))
+		vhuf_mig_drv_write(f, gpa, len);
+}
+/* Free the simulated migration's state (vhuf_close). */
+void vhuf_mig_free(struct vhuf *f);
+/* SET_VRING_ADDR for ready queue q (log flag per the acked features). */
+int vhuf_send_addr(struct vhuf *f, unsigned q);
 
 /* True when REPLY_ACK was negotiated: set requests then ask for an ack. */
 bool vhuf_acking(const struct vhuf *f);
@@ -134,7 +154,7 @@ int vhuf_packed_alloc(struct vhuf *f, struct vhuf_queue *vq);
 int vhuf_packed_submit(struct vhuf *f, struct vhuf_queue *vq, const struct vhuf_buf *bufs,
                        unsigned n, bool indirect, void *cookie);
 bool vhuf_packed_need_kick(struct vhuf_queue *vq);
-int vhuf_packed_get_used(struct vhuf_queue *vq, void **cookie, uint32_t *len);
+int vhuf_packed_get_used(struct vhuf *f, struct vhuf_queue *vq, void **cookie, uint32_t *len);
 /* SET_VRING_BASE value resuming at the driver's used position. */
 uint32_t vhuf_packed_used_base(const struct vhuf_queue *vq);
 

@@ -126,8 +126,7 @@ static int send_fd(struct vhuf *f, uint32_t req, unsigned q, int fd)
 	return vhuf_request(f, req, &v, sizeof(v), &fd, 1, vhuf_acking(f), NULL);
 }
 
-/* NUM, BASE, ADDR, CALL, ERR, KICK (starts the ring), ENABLE. */
-static int send_ring(struct vhuf *f, unsigned q, uint32_t base)
+int vhuf_send_addr(struct vhuf *f, unsigned q)
 {
 	struct vhuf_queue *vq = &f->queues[q];
 	struct vhu_vring_addr a = {
@@ -137,16 +136,24 @@ static int send_ring(struct vhuf *f, unsigned q, uint32_t base)
 	    .used_user_addr = vhuf_uva(f, vq->used_gpa),
 	    .log_guest_addr = vq->used_gpa,
 	};
-	int ret;
 
 	if (f->features & VHU_BIT(VHU_F_LOG_ALL))
 		a.flags = 1u << VHU_VRING_F_LOG;
+	return vhuf_request(f, VHU_REQ_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, vhuf_acking(f),
+	                    NULL);
+}
+
+/* NUM, BASE, ADDR, CALL, ERR, KICK (starts the ring), ENABLE. */
+static int send_ring(struct vhuf *f, unsigned q, uint32_t base)
+{
+	struct vhuf_queue *vq = &f->queues[q];
+	int ret;
+
 	ret = send_state(f, VHU_REQ_SET_VRING_NUM, q, vq->size);
 	if (ret == 0)
 		ret = send_state(f, VHU_REQ_SET_VRING_BASE, q, base);
 	if (ret == 0)
-		ret = vhuf_request(f, VHU_REQ_SET_VRING_ADDR, &a, sizeof(a), NULL, 0,
-		                   vhuf_acking(f), NULL);
+		ret = vhuf_send_addr(f, q);
 	if (ret == 0)
 		ret = send_fd(f, VHU_REQ_SET_VRING_CALL, q, vq->call_fd);
 	if (ret == 0)
@@ -302,14 +309,20 @@ int vhuf_submit(struct vhuf *f, unsigned q, const struct vhuf_buf *bufs, unsigne
 
 		if (ret < 0)
 			return ret;
+		vhuf_drv_write(f, vq->itable[head], n * sizeof(struct vhuf_desc));
+		vhuf_drv_write(f, vq->desc_gpa + 16ull * head, 16);
 		d = vq->next[head];
 	} else {
 		d = head;
 		for (unsigned i = 0; i < n; i++) {
 			fill_desc(&vq->desc[d], &bufs[i], i + 1 < n, vq->next[d]);
+			vhuf_drv_write(f, vq->desc_gpa + 16ull * d, 16);
 			d = vq->next[d];
 		}
 	}
+	for (unsigned i = 0; i < n; i++) /* the caller filled them */
+		if (!bufs[i].write)
+			vhuf_drv_write(f, bufs[i].gpa, bufs[i].len);
 	vq->free_head = d;
 	vq->num_free -= need;
 	vq->ndesc[head] = (uint16_t)need;
@@ -318,6 +331,7 @@ int vhuf_submit(struct vhuf *f, unsigned q, const struct vhuf_buf *bufs, unsigne
 	/* Descriptors and ring slot before the index (release). */
 	vq->avail_idx++;
 	store_release16(&vq->avail->idx, vq->avail_idx);
+	vhuf_drv_write(f, vq->avail_gpa, 4 + 2ull * vq->size);
 	return head;
 }
 
@@ -416,7 +430,7 @@ int vhuf_get_used(struct vhuf *f, unsigned q, void **cookie, uint32_t *len)
 	if (!vq)
 		return -EINVAL;
 	if (vq->packed)
-		return vhuf_packed_get_used(vq, cookie, len);
+		return vhuf_packed_get_used(f, vq, cookie, len);
 	if (load_acquire16(&vq->used->idx) == vq->last_used)
 		return 0;
 	e = vq->used->ring[vq->last_used & (vq->size - 1)];
@@ -434,6 +448,7 @@ int vhuf_get_used(struct vhuf *f, unsigned q, void **cookie, uint32_t *len)
 		 * before we look at used->idx again. */
 		store_release16(used_event_ptr(vq), vq->last_used);
 		atomic_thread_fence(memory_order_seq_cst);
+		vhuf_drv_write(f, vq->avail_gpa + 4 + 2ull * vq->size, 2);
 	}
 	return 1;
 }

@@ -232,3 +232,17 @@ void vhu_be_frontend_gone(struct vhu_backend *be, unsigned thread_id)
 	if (be->ops->frontend_gone)
 		LOCKED_VOID(be, WR, be->ops->frontend_gone(be->dev, thread_id));
 }
+
+int vhu_be_send_rarp(struct vhu_backend *be, const uint8_t mac[6])
+{
+	if (!be->ops->send_rarp)
+		return -ENOTSUP;
+	return LOCKED(be, WR, int, be->ops->send_rarp(be->dev, mac));
+}
+
+int vhu_be_set_mtu(struct vhu_backend *be, uint16_t mtu)
+{
+	if (!be->ops->set_mtu)
+		return -ENOTSUP;
+	return LOCKED(be, WR, int, be->ops->set_mtu(be->dev, mtu));
+}

@@ -33,6 +33,30 @@ static void daemon_cleanup(struct vhu_daemon *d)
 	free(d);
 }
 
+/* What the library adds to the device's offer: live migration (unless
+ * the daemon opted out), postcopy where userfaultfd works; RARP and MTU
+ * only with the ops that answer them. */
+static void vhu_offer_migration(struct vhu_daemon *d)
+{
+	const struct vhu_backend_ops *ops = d->be.ops;
+
+	if (d->no_migration) {
+		d->features &= ~VHU_BIT(VHU_F_LOG_ALL);
+		d->pf &= ~VHU_MIGRATION_PF;
+	} else {
+		d->features |= VHU_BIT(VHU_F_LOG_ALL);
+		d->pf |= VHU_BIT(VHU_PF_LOG_SHMFD);
+		if (vhu_postcopy_usable())
+			d->pf |= VHU_BIT(VHU_PF_PAGEFAULT);
+		else
+			d->pf &= ~VHU_BIT(VHU_PF_PAGEFAULT);
+	}
+	if (!ops->send_rarp)
+		d->pf &= ~VHU_BIT(VHU_PF_RARP);
+	if (!ops->set_mtu)
+		d->pf &= ~VHU_BIT(VHU_PF_MTU);
+}
+
 /* Ask the device what it is, check it, and build the vrings. */
 static int daemon_setup(struct vhu_daemon *d)
 {
@@ -50,6 +74,7 @@ static int daemon_setup(struct vhu_daemon *d)
 	}
 	d->features = vhu_be_features(&d->be) | VHU_BIT(VHU_F_PROTOCOL_FEATURES);
 	d->pf = vhu_be_protocol_features(&d->be) & VHU_SUPPORTED_PF;
+	vhu_offer_migration(d);
 	d->vrings = calloc(d->nq, sizeof(*d->vrings));
 	d->vring_ptrs = calloc(d->nq, sizeof(*d->vring_ptrs));
 	if (!d->vrings || !d->vring_ptrs)
@@ -99,6 +124,8 @@ int vhu_daemon_new(struct vhu_daemon **out, const struct vhu_backend_ops *ops, v
 	d->retry_min_ms = cfg->retry_min_ms;
 	d->retry_max_ms = cfg->retry_max_ms;
 	d->retry_limit = cfg->retry_limit;
+	d->no_migration = cfg->no_migration;
+	d->drain_ms = cfg->drain_ms ? cfg->drain_ms : 30000;
 	d->flavour = cfg->vring_flavour;
 	err = vhu_be_init(&d->be, ops, dev, cfg->lock);
 	if (err) {

@@ -23,7 +23,11 @@
 	 VHU_BIT(VHU_PF_BACKEND_REQ) | VHU_BIT(VHU_PF_CONFIG) | VHU_BIT(VHU_PF_BACKEND_SEND_FD) |  \
 	 VHU_BIT(VHU_PF_INFLIGHT_SHMFD) | VHU_BIT(VHU_PF_RESET_DEVICE) |                           \
 	 VHU_BIT(VHU_PF_INBAND_NOTIFICATIONS) | VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) |              \
-	 VHU_BIT(VHU_PF_STATUS) | VHU_BIT(VHU_PF_SHARED_OBJECT) | VHU_BIT(VHU_PF_DEVICE_STATE))
+	 VHU_BIT(VHU_PF_STATUS) | VHU_BIT(VHU_PF_SHARED_OBJECT) | VHU_BIT(VHU_PF_DEVICE_STATE) |   \
+	 VHU_BIT(VHU_PF_RARP) | VHU_BIT(VHU_PF_MTU) | VHU_BIT(VHU_PF_PAGEFAULT))
+
+/* Offered by default, unless the daemon was created with no_migration. */
+#define VHU_MIGRATION_PF (VHU_BIT(VHU_PF_LOG_SHMFD) | VHU_BIT(VHU_PF_PAGEFAULT))
 
 /* ---- msg.c ------------------------------------------------------------ */
 
@@ -62,6 +66,8 @@ int vhu_be_check_device_state(struct vhu_backend *be);
 void vhu_be_frontend_connected(struct vhu_backend *be);
 void vhu_be_queue_ready(struct vhu_backend *be, unsigned q, unsigned thread_id);
 void vhu_be_frontend_gone(struct vhu_backend *be, unsigned thread_id);
+int vhu_be_send_rarp(struct vhu_backend *be, const uint8_t mac[6]);
+int vhu_be_set_mtu(struct vhu_backend *be, uint16_t mtu);
 
 /* ---- channel.c -------------------------------------------------------- */
 
@@ -133,6 +139,25 @@ void vhu_lifecycle_run(struct vhu_worker *w);
  * that kicks that came while it was forbidden are handled. */
 void vhu_worker_set_active(struct vhu_daemon *d, unsigned q, bool on);
 
+/* ---- postcopy.c: postcopy migration on the destination ---------------- */
+
+struct vhu_postcopy {
+	int ufd;        /* our userfaultfd (POSTCOPY_ADVISE), or -1 */
+	bool listening; /* POSTCOPY_LISTEN seen: mappings are registered */
+	bool await_ack; /* our mapping addresses went out; the front end's ack is next */
+};
+
+/* userfaultfd works here for shared memory (probed once). Thread: any. */
+bool vhu_postcopy_usable(void);
+void vhu_postcopy_init(struct vhu_postcopy *pc);
+/* Open a new userfaultfd (replacing one from an earlier advise); *fd_out
+ * gets a duplicate for the front end (the caller sends and closes it). */
+int vhu_postcopy_advise(struct vhu_postcopy *pc, int *fd_out);
+/* Register every region of mem for missing-page faults. 0 or -errno. */
+int vhu_postcopy_register(struct vhu_postcopy *pc, const struct vhu_mem *mem);
+/* Unregister mem's regions (if listening) and close the userfaultfd. */
+void vhu_postcopy_end(struct vhu_postcopy *pc, const struct vhu_mem *mem);
+
 /* ---- handler.c -------------------------------------------------------- */
 
 /* Handler-side state of queue q. */
@@ -155,6 +180,7 @@ struct vhu_conn {
 	struct vhu_inflight *inflight;
 	struct vhu_channel *channel;
 	int log_call_fd;
+	struct vhu_postcopy pc;
 	struct vhu_qctl q[VHU_MAX_QUEUES];
 	struct vhu_msg reply; /* reply being built */
 };
@@ -183,6 +209,8 @@ struct vhu_daemon {
 	unsigned poll_us;
 	unsigned max_connections;
 	unsigned retry_min_ms, retry_max_ms, retry_limit; /* client mode (connect.c) */
+	bool no_migration;
+	unsigned drain_ms;
 	enum vhu_vring_flavour flavour;
 
 	unsigned nq;

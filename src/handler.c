@@ -30,9 +30,10 @@
 #define NO_PF    (-1)
 
 enum reply_kind {
-	R_NONE,    /* ack only (REPLY_ACK + NEED_REPLY) */
-	R_PAYLOAD, /* always replies */
-	R_IF_PF,   /* replies only when its protocol feature was negotiated */
+	R_NONE,     /* ack only (REPLY_ACK + NEED_REPLY) */
+	R_PAYLOAD,  /* always replies */
+	R_IF_PF,    /* replies only when its protocol feature was negotiated */
+	R_IF_ASKED, /* acks when NEED_REPLY is set, REPLY_ACK negotiated or not */
 };
 
 typedef int (*req_fn)(struct req_ctx *x);
@@ -85,8 +86,8 @@ static const struct req_desc table[VHU_REQ_MAX] = {
     [VHU_REQ_SET_PROTOCOL_FEATURES] = {vhu_on_set_protocol_features, U64, 0, 0, NO_PF, R_NONE},
     [VHU_REQ_GET_QUEUE_NUM] = {vhu_on_get_queue_num, 0, 0, 0, NO_PF, R_PAYLOAD},
     [VHU_REQ_SET_VRING_ENABLE] = {vhu_on_set_vring_enable, STATE, 0, 0, NO_PF, R_NONE},
-    [VHU_REQ_SEND_RARP] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF, R_NONE},
-    [VHU_REQ_NET_SET_MTU] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF, R_NONE},
+    [VHU_REQ_SEND_RARP] = {vhu_on_send_rarp, U64, 0, 0, VHU_PF_RARP, R_NONE},
+    [VHU_REQ_NET_SET_MTU] = {vhu_on_net_set_mtu, U64, 0, 0, VHU_PF_MTU, R_NONE},
     [VHU_REQ_SET_BACKEND_REQ_FD] = {vhu_on_set_backend_req_fd, 0, 1, 1, VHU_PF_BACKEND_REQ, R_NONE},
     [VHU_REQ_IOTLB_MSG] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF, R_PAYLOAD},
     [VHU_REQ_SET_VRING_ENDIAN] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF, R_NONE},
@@ -95,9 +96,11 @@ static const struct req_desc table[VHU_REQ_MAX] = {
     [VHU_REQ_CREATE_CRYPTO_SESSION] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF,
                                        R_PAYLOAD},
     [VHU_REQ_CLOSE_CRYPTO_SESSION] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF, R_NONE},
-    [VHU_REQ_POSTCOPY_ADVISE] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF, R_PAYLOAD},
-    [VHU_REQ_POSTCOPY_LISTEN] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF, R_NONE},
-    [VHU_REQ_POSTCOPY_END] = {vhu_on_unsupported, ANY_SIZE, 0, VHU_MAX_FDS, NO_PF, R_PAYLOAD},
+    [VHU_REQ_POSTCOPY_ADVISE] = {vhu_on_postcopy_advise, 0, 0, 0, VHU_PF_PAGEFAULT, R_PAYLOAD},
+    /* QEMU asks for a reply to LISTEN and END whether REPLY_ACK was
+     * negotiated or not. */
+    [VHU_REQ_POSTCOPY_LISTEN] = {vhu_on_postcopy_listen, 0, 0, 0, VHU_PF_PAGEFAULT, R_IF_ASKED},
+    [VHU_REQ_POSTCOPY_END] = {vhu_on_postcopy_end, 0, 0, 0, VHU_PF_PAGEFAULT, R_PAYLOAD},
     [VHU_REQ_GET_INFLIGHT_FD] = {vhu_on_get_inflight_fd, INFL, 0, 0, VHU_PF_INFLIGHT_SHMFD,
                                  R_PAYLOAD},
     [VHU_REQ_SET_INFLIGHT_FD] = {vhu_on_set_inflight_fd, INFL, 1, 1, VHU_PF_INFLIGHT_SHMFD, R_NONE},
@@ -139,8 +142,12 @@ static int precheck(struct req_ctx *x, const struct req_desc *rd)
 
 static bool wants_reply(struct req_ctx *x, const struct req_desc *rd)
 {
-	if (rd->reply == R_PAYLOAD)
+	if (rd->reply == R_PAYLOAD || x->force_reply)
 		return true;
+	if (rd->reply == R_IF_ASKED && (x->m->hdr.flags & VHU_HDR_NEED_REPLY)) {
+		reply_err(x, x->err);
+		return true;
+	}
 	return rd->reply == R_IF_PF && pf_acked(x->c, rd->pf);
 }
 
@@ -177,9 +184,12 @@ int vhu_conn_handle(struct vhu_daemon *d, struct vhu_msg *m)
 	x.r->hdr.flags = VHU_HDR_VERSION | VHU_HDR_REPLY;
 	x.r->hdr.size = 0;
 	x.r->nfds = 0;
+	if (vhu_postcopy_is_ack(d, m))
+		return 0;
 	err = precheck(&x, rd);
 	if (!err)
 		err = rd->fn(&x);
+	x.err = err;
 	vhu_msg_close_fds(m);
 	reply = wants_reply(&x, rd);
 	if (!reply && (m->hdr.flags & VHU_HDR_NEED_REPLY) && pf_acked(x.c, VHU_PF_REPLY_ACK)) {
@@ -200,6 +210,7 @@ void vhu_conn_begin(struct vhu_daemon *d, int sock)
 	c->acked_pf = 0;
 	c->status = 0;
 	c->log_call_fd = -1;
+	vhu_postcopy_init(&c->pc);
 	vhu_set_acked_features(d, 0);
 	memset(c->q, 0, sizeof(c->q));
 	vhu_lifecycle_begin(d, sock);
@@ -214,6 +225,7 @@ static void rings_detach(struct vhu_daemon *d)
 		vhu_vring_lock(vr);
 		atomic_store(&vr->mem, NULL);
 		atomic_store(&vr->dirty, NULL);
+		vr->log_fd = -1;
 		vhu_vring_unlock(vr);
 	}
 }
@@ -221,6 +233,7 @@ static void rings_detach(struct vhu_daemon *d)
 /* Drop what the connection holds (no worker may use it any more). */
 static void conn_release(struct vhu_conn *c)
 {
+	vhu_postcopy_end(&c->pc, c->mem);
 	if (c->mem)
 		vhu_mem_unref(c->mem);
 	c->mem = NULL;

@@ -28,6 +28,8 @@ struct req_ctx {
 	struct vhu_msg *m;
 	struct vhu_msg *r; /* reply being built */
 	bool replied;      /* r holds a reply to send */
+	bool force_reply;  /* send it even though the request has none (postcopy) */
+	int err;           /* the request function's result */
 };
 
 /* ---- handler.c: refusals ---------------------------------------------- */
@@ -122,6 +124,14 @@ int vhu_on_set_log_base(struct req_ctx *x);
 int vhu_on_set_log_fd(struct req_ctx *x);
 int vhu_on_get_inflight_fd(struct req_ctx *x);
 int vhu_on_set_inflight_fd(struct req_ctx *x);
+int vhu_on_postcopy_advise(struct req_ctx *x);
+int vhu_on_postcopy_listen(struct req_ctx *x);
+int vhu_on_postcopy_end(struct req_ctx *x);
+/* QEMU's acknowledgement of the mapping addresses we replied with while
+ * postcopy is listening: a u64 0 without fds, sent as SET_MEM_TABLE, or as
+ * ADD_MEM_REG / REM_MEM_REG / request 0 after a memory-slots update (QEMU
+ * reuses the last message it built).  True if m is one (consumed). */
+bool vhu_postcopy_is_ack(struct vhu_daemon *d, const struct vhu_msg *m);
 
 /* ---- handler_device.c --------------------------------------------------- */
 
@@ -146,5 +156,7 @@ int vhu_on_gpu_set_socket(struct req_ctx *x);
 int vhu_on_get_shared_object(struct req_ctx *x);
 int vhu_on_set_device_state_fd(struct req_ctx *x);
 int vhu_on_check_device_state(struct req_ctx *x);
+int vhu_on_send_rarp(struct req_ctx *x);
+int vhu_on_net_set_mtu(struct req_ctx *x);
 
 #endif

@@ -243,3 +243,34 @@ int vhu_on_check_device_state(struct req_ctx *x)
 	reply_err(x, err);
 	return err ? vhu_refuse(x, err, "device state check failed") : 0;
 }
+
+/* ---- vhost-user-net requests ------------------------------------------ */
+
+/* SEND_RARP (after a migration, for guests without GUEST_ANNOUNCE): the
+ * first 6 bytes of the u64 are the guest's MAC.  No reply. */
+int vhu_on_send_rarp(struct req_ctx *x)
+{
+	uint8_t mac[6];
+	int err;
+
+	memcpy(mac, &x->m->payload.u64, sizeof(mac));
+	err = vhu_be_send_rarp(&x->d->be, mac);
+	if (err)
+		return vhu_refuse(x, err, "device could not send the RARP");
+	VHU_LOGI("%s: RARP sent for %02x:%02x:%02x:%02x:%02x:%02x", x->d->name, mac[0], mac[1],
+	         mac[2], mac[3], mac[4], mac[5]);
+	return 0;
+}
+
+/* NET_SET_MTU: the MTU the guest was told; VIRTIO_MIN_MTU..65535 as DPDK
+ * checks it. */
+int vhu_on_net_set_mtu(struct req_ctx *x)
+{
+	uint64_t mtu = x->m->payload.u64;
+	int err;
+
+	if (mtu < 68 || mtu > 65535)
+		return vhu_refuse(x, -EINVAL, "MTU outside 68..65535");
+	err = vhu_be_set_mtu(&x->d->be, (uint16_t)mtu);
+	return err ? vhu_refuse(x, err, "device refused the MTU") : 0;
+}

@@ -16,14 +16,22 @@ void vhu_apply_dirty(struct vhu_daemon *d)
 {
 	struct vhu_conn *c = &d->conn;
 	struct vhu_dirty *log = feature_acked(c, VHU_F_LOG_ALL) ? c->dirty : NULL;
+	bool changed = false;
 
 	for (unsigned q = 0; q < d->nq; q++) {
 		struct vhu_vring *vr = &d->vrings[q];
 
 		vhu_vring_lock(vr);
-		atomic_store(&vr->dirty, log);
+		changed |= atomic_exchange(&vr->dirty, log) != log;
 		vhu_vring_unlock(vr);
 	}
+	if (!changed)
+		return;
+	VHU_LOGI("%s: dirty logging %s", d->name, log ? "on" : "off");
+	/* The front end takes our reply as "every write from now on is
+	 * logged": a worker may still be in a push that loaded the previous
+	 * log (or none).  Pushes from other threads hold the ring lock. */
+	vhu_workers_synchronize(d);
 }
 
 /*
@@ -85,6 +93,29 @@ static int mem_table_args(struct req_ctx *x)
 	return 0;
 }
 
+/* Postcopy listening: register the new mappings with the userfaultfd and
+ * reply with the request, each region's userspace address replaced by our
+ * mapping of it (n descriptions at d, in the front end's order). */
+static int postcopy_map_reply(struct req_ctx *x, const struct vhu_mem *mem,
+                              struct vhu_mem_region_desc *d, unsigned n)
+{
+	int err = vhu_postcopy_register(&x->c->pc, mem);
+
+	if (err)
+		return err;
+	for (unsigned i = 0; i < n; i++) {
+		void *hva = vhu_mem_gpa_to_hva(mem, d[i].guest_phys_addr, d[i].memory_size);
+
+		if (!hva)
+			return -EFAULT;
+		d[i].userspace_addr = (uint64_t)(uintptr_t)hva;
+	}
+	x->r->hdr.size = x->m->hdr.size;
+	x->replied = x->force_reply = true;
+	x->c->pc.await_ack = true;
+	return 0;
+}
+
 int vhu_on_set_mem_table(struct req_ctx *x)
 {
 	const struct vhu_mem_table_msg *t = &x->m->payload.memory;
@@ -97,10 +128,18 @@ int vhu_on_set_mem_table(struct req_ctx *x)
 		mem = vhu_mem_new_empty();
 		err = mem ? 0 : -ENOMEM;
 	} else {
-		err = vhu_mem_new_table(&mem, t->regions, x->m->fds, t->nregions);
+		err = vhu_mem_new_table_from(&mem, t->regions, x->m->fds, t->nregions, x->c->mem);
 	}
 	if (err)
 		return vhu_refuse(x, err, "cannot map the regions");
+	if (x->c->pc.listening) {
+		x->r->payload.memory = *t;
+		err = postcopy_map_reply(x, mem, x->r->payload.memory.regions, t->nregions);
+		if (err) {
+			vhu_mem_unref(mem);
+			return vhu_refuse(x, err, "postcopy: cannot register the regions");
+		}
+	}
 	return install_mem(x, mem);
 }
 
@@ -122,7 +161,18 @@ int vhu_on_add_mem_region(struct req_ctx *x)
 		vhu_mem_unref(tmp);
 	if (err < 0)
 		return vhu_refuse(x, err, "cannot map the region");
-	if (err == 1) {
+	if (x->c->pc.listening) { /* every add gets our address back */
+		x->r->payload.mem_reg = x->m->payload.mem_reg;
+		err = postcopy_map_reply(x, err == 1 ? x->c->mem : mem,
+		                         &x->r->payload.mem_reg.region, 1);
+		if (err) {
+			if (mem)
+				vhu_mem_unref(mem);
+			return vhu_refuse(x, err, "postcopy: cannot register the region");
+		}
+		if (!mem)
+			return 0;
+	} else if (err == 1) {
 		VHU_LOGD("ADD_MEM_REGION: region already mapped, counted");
 		return 0;
 	}
@@ -157,18 +207,34 @@ int vhu_on_set_log_base(struct req_ctx *x)
 		return vhu_refuse(x, err, "cannot map the log");
 	x->c->dirty = log;
 	vhu_apply_dirty(x->d);
-	vhu_workers_synchronize(x->d);
+	/* The old log is unmapped only once no push can still be marking it
+	 * (apply_dirty synchronised if any ring used it). */
 	if (old)
 		vhu_dirty_free(old);
 	return 0;
 }
 
+/* SET_LOG_FD: an eventfd the rings signal after marking the log.  The
+ * rings use the new one before the old one is closed (workers parked,
+ * ring locks keep out other pushing threads). */
 int vhu_on_set_log_fd(struct req_ctx *x)
 {
+	struct vhu_daemon *d = x->d;
+	int old = x->c->log_call_fd;
+
 	if (x->m->hdr.size != 0 && x->m->hdr.size != 8)
 		return vhu_refuse(x, -EINVAL, "bad payload size");
-	close_fd(&x->c->log_call_fd);
 	x->c->log_call_fd = take_fd(x, 0);
+	vhu_workers_park(d);
+	for (unsigned q = 0; q < d->nq; q++) {
+		struct vhu_vring *vr = &d->vrings[q];
+
+		vhu_vring_lock(vr);
+		vr->log_fd = x->c->log_call_fd;
+		vhu_vring_unlock(vr);
+	}
+	vhu_workers_unpark(d);
+	close_fd(&old);
 	return 0;
 }
 
@@ -238,4 +304,68 @@ int vhu_on_set_inflight_fd(struct req_ctx *x)
 	take_fd(x, 0);
 	inflight_replace(x->d, inf);
 	return 0;
+}
+
+/* ---- postcopy --------------------------------------------------------- */
+
+int vhu_on_postcopy_advise(struct req_ctx *x)
+{
+	int fd, err = vhu_postcopy_advise(&x->c->pc, &fd);
+
+	if (err)
+		return vhu_refuse(x, err, "cannot open a userfaultfd");
+	x->r->hdr.size = 0; /* the reply is the fd */
+	x->replied = true;
+	reply_fd(x, fd);
+	VHU_LOGI("%s: postcopy advised", x->d->name);
+	return 0;
+}
+
+int vhu_on_postcopy_listen(struct req_ctx *x)
+{
+	struct vhu_postcopy *pc = &x->c->pc;
+	int err;
+
+	if (pc->ufd < 0)
+		return vhu_refuse(x, -EINVAL, "no POSTCOPY_ADVISE before");
+	/* Mappings made before listening fault too from now on. */
+	err = vhu_postcopy_register(pc, x->c->mem);
+	if (err)
+		return vhu_refuse(x, err, "cannot register guest memory");
+	pc->listening = true;
+	VHU_LOGI("%s: postcopy listening", x->d->name);
+	return 0;
+}
+
+int vhu_on_postcopy_end(struct req_ctx *x)
+{
+	struct vhu_postcopy *pc = &x->c->pc;
+	bool was = pc->ufd >= 0;
+
+	vhu_postcopy_end(pc, x->c->mem);
+	reply_err(x, was ? 0 : -EINVAL);
+	if (!was)
+		return vhu_refuse(x, -EINVAL, "postcopy was not advised");
+	VHU_LOGI("%s: postcopy ended", x->d->name);
+	return 0;
+}
+
+bool vhu_postcopy_is_ack(struct vhu_daemon *d, const struct vhu_msg *m)
+{
+	struct vhu_postcopy *pc = &d->conn.pc;
+	uint32_t req = m->hdr.request;
+
+	if (!pc->listening || m->hdr.size != sizeof(uint64_t) || m->nfds)
+		return false;
+	if (req == VHU_REQ_SET_MEM_TABLE
+	        ? !pc->await_ack
+	        : req != VHU_REQ_ADD_MEM_REGION && req != VHU_REQ_REM_MEM_REGION && req != 0)
+		return false;
+	pc->await_ack = false;
+	if (m->payload.u64)
+		VHU_LOGW("%s: postcopy: the front end could not register our mappings (%llu)",
+		         d->name, (unsigned long long)m->payload.u64);
+	else
+		VHU_LOGD("%s: postcopy: mappings acknowledged", d->name);
+	return true;
 }

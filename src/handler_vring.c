@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -194,6 +195,68 @@ int vhu_on_set_vring_base(struct req_ctx *x)
 	return 0;
 }
 
+/* ---- stopping a ring with chains in flight ----------------------------- */
+
+/* Chains popped and not pushed yet (read without the ring paused: a hint,
+ * confirmed while paused). */
+static unsigned outstanding(const struct vhu_vring *vr)
+{
+	return __atomic_load_n(&vr->inuse, __ATOMIC_ACQUIRE);
+}
+
+/* Sleep up to ms, waking early if the daemon is being stopped. */
+static bool drain_sleep(struct vhu_daemon *d, int ms)
+{
+	struct pollfd p = {.fd = d->stop_fd, .events = POLLIN};
+
+	return poll(&p, 1, ms) == 0;
+}
+
+/*
+ * GET_VRING_BASE on a ring the device still has chains of (asynchronous
+ * I/O in flight at a migration's switch-over): the ring stops handing out
+ * chains, the queue is kicked so that a device holding chains sees
+ * vhu_vring_stopping(), and the workers keep running and completing until
+ * nothing is outstanding (checked with the workers parked), drain_ms
+ * passed or the daemon is being stopped.  The reply then gives the next
+ * avail index: everything before it was completed, nothing after it was
+ * touched, so the destination neither loses a request nor does one twice.
+ * Returns with the ring paused (ring_pause).
+ */
+static void ring_drain_pause(struct vhu_daemon *d, unsigned q)
+{
+	struct vhu_vring *vr = &d->vrings[q];
+	uint64_t one = 1;
+	unsigned waited = 0;
+	bool live = true; /* the daemon is not being stopped */
+
+	if (vr->started && !vhu_vring_failed(vr)) {
+		__atomic_store_n(&vr->stopping, true, __ATOMIC_RELEASE);
+		if (outstanding(vr) && vr->kick_fd >= 0 &&
+		    write(vr->kick_fd, &one, sizeof(one)) < 0)
+			VHU_LOGW("%s: queue %u: kick for the stop failed", d->name, q);
+	}
+	for (;;) {
+		while (live && outstanding(vr) && !vhu_vring_failed(vr) && waited < d->drain_ms &&
+		       (live = drain_sleep(d, 1)))
+			waited++;
+		ring_pause(d, q, true);
+		if (!live || !vr->started || !vr->inuse || vhu_vring_failed(vr) ||
+		    waited >= d->drain_ms)
+			break;
+		ring_resume(d, q); /* the hint was stale: wait on */
+		live = drain_sleep(d, 1);
+		waited++;
+	}
+	if (waited)
+		VHU_LOGI("%s: queue %u: waited %u ms for chains in flight at the stop", d->name, q,
+		         waited);
+	if (vr->started && vr->inuse && !vhu_vring_failed(vr))
+		VHU_LOGE("%s: queue %u: %u chains still in flight after %u ms; the front end "
+		         "resumes after them and will not see them complete",
+		         d->name, q, vr->inuse, waited);
+}
+
 int vhu_on_get_vring_base(struct req_ctx *x)
 {
 	uint32_t q = x->m->payload.state.index;
@@ -202,7 +265,7 @@ int vhu_on_get_vring_base(struct req_ctx *x)
 
 	if ((err = ring_arg(x, q, &vr)))
 		return err;
-	ring_pause(x->d, q, true);
+	ring_drain_pause(x->d, q);
 	if (vr->started)
 		vr->base = vhu_vring_stop(vr);
 	close_fd(&vr->kick_fd);

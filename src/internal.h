@@ -4,7 +4,8 @@
  *
  *   msg.c      framing + SCM_RIGHTS           (vhu_msg_send/recv)
  *   mem.c      guest memory snapshots          (struct vhu_mem)
- *   log.c      diagnostics (vhu_log) and the dirty-page bitmap (vhu_dirty)
+ *   log.c      diagnostics (vhu_log)
+ *   dirty.c    the migration dirty log (vhu_dirty, vhu_log_cache)
  *   vring.c    ring-independent vring object, locking, stats, notify
  *   vring_desc.c   descriptor walking shared by both layouts
  *   vring_split.c  split-ring layout (pop/push/event idx)
@@ -30,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "vhu/vhu.h"
@@ -50,6 +52,8 @@ struct vhu_mem_region {
 	size_t map_size; /* mmap length (size + mmap_offset) */
 	uint8_t *hva;    /* map + mmap_offset */
 	unsigned adds;   /* ADD_MEM_REGIONs of this exact region (handler only) */
+	dev_t dev;       /* the file mapped (a table re-sent keeps its mapping) */
+	ino_t ino;
 };
 
 struct vhu_mem {
@@ -93,6 +97,12 @@ struct vhu_mem *vhu_mem_new_empty(void);
  * bad fds.  On failure nothing stays mapped.  0 or -errno. */
 int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d, const int *fds,
                       unsigned n);
+/* Same, keeping the mappings of regions of `old` (may be NULL) that the
+ * table describes again (same addresses, size, offset and file): their
+ * host addresses stay valid, so requests in flight across a SET_MEM_TABLE
+ * (asynchronous I/O, the dirty log's hva -> gpa) still find them. */
+int vhu_mem_new_table_from(struct vhu_mem **out, const struct vhu_mem_region_desc *d,
+                           const int *fds, unsigned n, const struct vhu_mem *old);
 /* New snapshot = old + one region (fd borrowed). -ENOSPC past
  * VHU_MAX_MEM_SLOTS, -EINVAL on overlap/overflow.  Returns 1 without a new
  * snapshot when old already has this exact region (same gpa, size, uva and
@@ -107,7 +117,7 @@ int vhu_mem_add(struct vhu_mem **out, const struct vhu_mem *old,
 int vhu_mem_remove(struct vhu_mem **out, const struct vhu_mem *old,
                    const struct vhu_mem_region_desc *d);
 
-/* ---- log.c: dirty-page bitmap for migration --------------------------- */
+/* ---- dirty.c: the migration dirty log ---------------------------------- */
 
 #define VHU_LOG_PAGE 4096u
 
@@ -116,14 +126,56 @@ struct vhu_dirty {
 	void *map;
 	size_t map_size;
 	uint64_t bits; /* pages covered */
+	bool aligned;  /* bitmap 8-byte aligned: whole words ORed at once */
 };
 
 /* Map the front end's log (fd borrowed). 0 or -errno. */
 int vhu_dirty_new(struct vhu_dirty **out, int fd, uint64_t size, uint64_t offset);
 void vhu_dirty_free(struct vhu_dirty *log);
-/* Mark [gpa, gpa+len) dirty with atomic ORs; silently clipped to the
- * bitmap (a guest address past it is logged once as a warning). */
+/* Mark [gpa, gpa+len) dirty at once with atomic ORs; clipped to the bitmap
+ * (a guest address past it is logged once as a warning). */
 void vhu_dirty_mark(struct vhu_dirty *log, uint64_t gpa, uint64_t len);
+
+/*
+ * Marks gathered per 64-page word and ORed into the log by flush (or when
+ * the cache is full).  On the stack of one push or burst; flush before the
+ * used index the marked writes belong to is published.
+ */
+#define VHU_LOG_CACHE 32
+struct vhu_log_cache {
+	struct vhu_dirty *log;
+	unsigned n;
+	unsigned marked; /* words ORed into the log so far */
+	struct {
+		uint64_t word, bits;
+	} e[VHU_LOG_CACHE];
+};
+
+static inline void vhu_log_cache_init(struct vhu_log_cache *c, struct vhu_dirty *log)
+{
+	c->log = log;
+	c->n = 0;
+	c->marked = 0;
+}
+
+void vhu_log_cache_mark_slow(struct vhu_log_cache *c, uint64_t gpa, uint64_t len);
+void vhu_log_cache_flush(struct vhu_log_cache *c);
+
+/* Mark [gpa, gpa+len) in the cache (clipped like vhu_dirty_mark). */
+static inline void vhu_log_cache_mark(struct vhu_log_cache *c, uint64_t gpa, uint64_t len)
+{
+	uint64_t page = gpa / VHU_LOG_PAGE;
+
+	if (!len)
+		return;
+	/* One page, and the word is the one marked last: no search. */
+	if (c->n && (gpa % VHU_LOG_PAGE) + len <= VHU_LOG_PAGE && page < c->log->bits &&
+	    c->e[c->n - 1].word == page / 64) {
+		c->e[c->n - 1].bits |= 1ULL << (page % 64);
+		return;
+	}
+	vhu_log_cache_mark_slow(c, gpa, len);
+}
 
 /* ---- inflight.c ------------------------------------------------------- */
 
@@ -166,12 +218,14 @@ struct vhu_vring {
 	uint32_t base; /* SET_VRING_BASE (packed: avail | used << 16) */
 	int kick_fd, call_fd, err_fd;
 	bool enabled, started, failed;
+	bool stopping;     /* GET_VRING_BASE waits for chains in flight (atomic access) */
 	uint64_t features; /* acked virtio features at start */
 	unsigned thread;   /* worker that serves it */
 
 	/* Shared context (set by the handler; read by the data path). */
 	struct vhu_mem *_Atomic mem;     /* current snapshot, borrowed */
 	struct vhu_dirty *_Atomic dirty; /* NULL unless LOG_ALL + log base */
+	int log_fd;                      /* SET_LOG_FD eventfd (the connection's), or -1 */
 	void *inflight;                  /* queue area in the inflight region */
 
 	/* Data-path state, owned by vring.c / vring_split.c. */

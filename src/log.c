@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Diagnostics (vhu_log) and the migration dirty-page bitmap (vhu_dirty). */
+/* Diagnostics (vhu_log); the migration dirty log is dirty.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -94,82 +92,4 @@ void vhu_log(enum vhu_log_level level, const char *fmt, ...)
 	else
 		fprintf(stderr, "%s: %s\n", log_prefix, msg);
 	pthread_mutex_unlock(&log_lock);
-}
-
-/* ---- vhu_dirty --------------------------------------------------------- */
-
-int vhu_dirty_new(struct vhu_dirty **out, int fd, uint64_t size, uint64_t offset)
-{
-	struct vhu_dirty *log;
-	uint64_t len = size + offset;
-	struct stat st;
-	void *map;
-
-	if (fd < 0 || size == 0 || len < size || len > SIZE_MAX || size > UINT64_MAX / 8)
-		return -EINVAL;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < len)
-		return -EINVAL; /* would SIGBUS when marking */
-	log = calloc(1, sizeof(*log));
-	if (!log)
-		return -ENOMEM;
-	/* Map from 0 so that an unaligned offset is fine. */
-	map = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-	if (map == MAP_FAILED) {
-		int err = -errno;
-		free(log);
-		VHU_LOGE("mmap of dirty log (size %llu) failed: %d", (unsigned long long)len, err);
-		return err;
-	}
-	log->map = map;
-	log->map_size = (size_t)len;
-	log->bitmap = (uint8_t *)map + offset;
-	log->bits = size * 8;
-	*out = log;
-	return 0;
-}
-
-void vhu_dirty_free(struct vhu_dirty *log)
-{
-	if (!log)
-		return;
-	munmap(log->map, log->map_size);
-	free(log);
-}
-
-static void set_bits(uint8_t *b, uint64_t first, uint64_t last)
-{
-	while (first <= last) {
-		uint64_t byte = first / 8;
-		unsigned lo = first % 8;
-		unsigned hi = (last / 8 == byte) ? last % 8 : 7;
-		uint8_t mask = (uint8_t)((0xffu >> (7 - hi)) & (0xffu << lo));
-
-		/* The front end and other workers OR bits concurrently. */
-		__atomic_fetch_or(&b[byte], mask, __ATOMIC_RELAXED);
-		first = (byte + 1) * 8;
-		if (first == 0)
-			break;
-	}
-}
-
-void vhu_dirty_mark(struct vhu_dirty *log, uint64_t gpa, uint64_t len)
-{
-	static atomic_bool warned;
-	uint64_t first, last;
-
-	if (!log || len == 0)
-		return;
-	first = gpa / VHU_LOG_PAGE;
-	last = (gpa + (len - 1) < gpa ? UINT64_MAX : gpa + (len - 1)) / VHU_LOG_PAGE;
-	if (last >= log->bits) {
-		if (!atomic_exchange(&warned, true))
-			VHU_LOGW("dirty log too small for gpa 0x%llx+0x%llx",
-			         (unsigned long long)gpa, (unsigned long long)len);
-		if (first >= log->bits)
-			return;
-		last = log->bits - 1;
-	}
-	set_bits(log->bitmap, first, last);
 }

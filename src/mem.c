@@ -79,6 +79,8 @@ static int region_new(struct vhu_mem_region **out, const struct vhu_mem_region_d
 	r->size = sz;
 	r->uva = d->userspace_addr;
 	r->mmap_offset = off;
+	r->dev = st.st_dev;
+	r->ino = st.st_ino;
 	r->map = map;
 	r->map_size = (size_t)len;
 	r->hva = (uint8_t *)map + off;
@@ -161,8 +163,32 @@ struct vhu_mem *vhu_mem_new_empty(void)
 	return mem_alloc(0);
 }
 
+/* A region of old that d (whose memory is fd) describes again, or NULL. */
+static struct vhu_mem_region *same_region(const struct vhu_mem *old,
+                                          const struct vhu_mem_region_desc *d, int fd)
+{
+	struct stat st;
+
+	for (unsigned i = 0; old && i < old->nregions; i++) {
+		struct vhu_mem_region *r = old->regions[i];
+
+		if (r->gpa == d->guest_phys_addr && r->size == d->memory_size &&
+		    r->uva == d->userspace_addr && r->mmap_offset == d->mmap_offset)
+			return fstat(fd, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino
+			           ? r
+			           : NULL;
+	}
+	return NULL;
+}
+
 int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d, const int *fds,
                       unsigned n)
+{
+	return vhu_mem_new_table_from(out, d, fds, n, NULL);
+}
+
+int vhu_mem_new_table_from(struct vhu_mem **out, const struct vhu_mem_region_desc *d,
+                           const int *fds, unsigned n, const struct vhu_mem *old)
 {
 	struct vhu_mem *m;
 	int ret = 0;
@@ -176,8 +202,14 @@ int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d,
 	/* Validate everything before mapping anything. */
 	for (i = 0; i < n && !ret; i++)
 		ret = region_desc_valid(&d[i]) ? -EINVAL : fds[i] < 0 ? -EBADF : 0;
-	for (i = 0; i < n && !ret; i++)
-		ret = region_new(&m->regions[i], &d[i], fds[i]);
+	for (i = 0; i < n && !ret; i++) {
+		struct vhu_mem_region *same = same_region(old, &d[i], fds[i]);
+
+		if (same)
+			m->regions[i] = region_ref(same);
+		else
+			ret = region_new(&m->regions[i], &d[i], fds[i]);
+	}
 	if (ret) {
 		mem_free(m, n); /* unfilled slots are NULL */
 		return ret;
@@ -188,6 +220,8 @@ int vhu_mem_new_table(struct vhu_mem **out, const struct vhu_mem_region_desc *d,
 		mem_free(m, n);
 		return ret;
 	}
+	for (i = 0; i < n; i++)
+		m->regions[i]->adds = 1; /* a table sets each region once */
 	*out = m;
 	return 0;
 }

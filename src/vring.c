@@ -28,7 +28,7 @@ int vhu_vring_init(struct vhu_vring *vr, unsigned index, enum vhu_vring_flavour 
 	memset(vr, 0, sizeof(*vr));
 	vr->index = index;
 	vr->flavour = fl;
-	vr->kick_fd = vr->call_fd = vr->err_fd = -1;
+	vr->kick_fd = vr->call_fd = vr->err_fd = vr->log_fd = -1;
 	vr->ops = &vhu_split_ops;
 	atomic_init(&vr->mem, NULL);
 	atomic_init(&vr->dirty, NULL);
@@ -72,6 +72,7 @@ void vhu_vring_reset(struct vhu_vring *vr)
 	vr->base = 0;
 	vr->enabled = false;
 	__atomic_store_n(&vr->failed, false, __ATOMIC_RELAXED);
+	__atomic_store_n(&vr->stopping, false, __ATOMIC_RELAXED);
 	vr->features = 0;
 	vr->desc = vr->avail = vr->used = NULL;
 	vr->last_avail_idx = vr->shadow_avail_idx = vr->used_idx = 0;
@@ -106,8 +107,9 @@ int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features
 		return ret;
 	}
 	atomic_store_explicit(&vr->mem, mem, memory_order_release);
-	/* A new start is a new ring: forget an earlier failure. */
+	/* A new start is a new ring: forget an earlier failure or stop. */
 	__atomic_store_n(&vr->failed, false, __ATOMIC_RELAXED);
+	__atomic_store_n(&vr->stopping, false, __ATOMIC_RELAXED);
 	ret = vr->ops->start(vr);
 	if (ret)
 		return ret;
@@ -149,6 +151,12 @@ static inline bool running(const struct vhu_vring *vr)
 	return vr->started && !vhu_vring_failed(vr);
 }
 
+/* Chains may be handed out: started, enabled and not being stopped. */
+static inline bool serving(const struct vhu_vring *vr)
+{
+	return vr->started && vr->enabled && !vhu_vring_stopping(vr);
+}
+
 /*
  * Within one device callback a ring hands out at most this many chains;
  * then it reports itself empty and the worker calls the device again after
@@ -181,7 +189,7 @@ int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)
 
 	if (vhu_vring_failed(vr))
 		return -EIO;
-	if (!vr->started || !vr->enabled)
+	if (!serving(vr))
 		return 0;
 	if (vr->budget_owner != vhu_tl_worker)
 		return vr->ops->pop(vr, c);
@@ -271,12 +279,17 @@ bool vhu_vring_enable_notification(struct vhu_vring *vr)
 		vr->notify_disabled = false;
 		return false;
 	}
-	return vr->ops->set_notification(vr, true) && vr->enabled && !cut_short(vr);
+	return vr->ops->set_notification(vr, true) && serving(vr) && !cut_short(vr);
 }
 
 bool vhu_vring_has_avail(struct vhu_vring *vr)
 {
-	return running(vr) && vr->enabled && !cut_short(vr) && vr->ops->has_avail(vr);
+	return running(vr) && serving(vr) && !cut_short(vr) && vr->ops->has_avail(vr);
+}
+
+bool vhu_vring_stopping(const struct vhu_vring *vr)
+{
+	return __atomic_load_n(&vr->stopping, __ATOMIC_ACQUIRE);
 }
 
 void vhu_vring_fail(struct vhu_vring *vr, const char *why)

@@ -63,11 +63,20 @@ void *vhu_vring_map_part(const struct vhu_mem *mem, uint64_t uva, uint64_t len, 
 /* Size the per-id bookkeeping arrays for vr->num entries. 0 or -ENOMEM. */
 int vhu_vring_alloc_state(struct vhu_vring *vr);
 
-/* Mark the first `written` bytes of the chain's writable iovecs dirty. */
-void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_dirty *log, const struct vhu_chain *c,
-                           uint64_t written);
-/* Mark `len` bytes the device wrote at host address hva (ring memory). */
-void vhu_vring_log_hva(struct vhu_vring *vr, struct vhu_dirty *log, const void *hva, uint64_t len);
+/*
+ * Migration logging (vring_desc.c), with the pushing thread's log cache:
+ * log_written marks the first `written` bytes of a chain's writable part,
+ * log_ring `len` bytes of ring memory at hva (when the front end asked for
+ * ring logging with VHOST_VRING_F_LOG), log_flush ORs the cache into the
+ * log and signals SET_LOG_FD's eventfd if anything was marked.  Every mark
+ * follows the write it covers: a front end collecting the log concurrently
+ * then reads the page after the write.
+ */
+void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_log_cache *lc,
+                           const struct vhu_chain *c, uint64_t written);
+void vhu_vring_log_ring(struct vhu_vring *vr, struct vhu_log_cache *lc, const void *hva,
+                        uint64_t len);
+void vhu_vring_log_flush(struct vhu_vring *vr, struct vhu_log_cache *lc);
 
 /* Count one popped chain. */
 void vhu_vring_count_request(struct vhu_vring *vr);

@@ -125,7 +125,7 @@ static void write_used(struct vhu_vring *vr, uint16_t id, uint32_t len, uint16_t
 	struct vhu_inflight_queue *q = inflight_q(vr);
 	struct pdesc *d = &ring(vr)[vr->used_pos];
 	uint16_t flags = len ? VHU_DESC_F_WRITE : 0; /* len counts with WRITE (2.8.4) */
-	struct vhu_dirty *log;
+	struct vhu_dirty *log = vhu_vring_dirty(vr);
 
 	if (q) {
 		q->desc[id].counter = rec_pack(pos_wrap(vr->used_pos, vr->used_wrap), nslots, len);
@@ -139,9 +139,15 @@ static void write_used(struct vhu_vring *vr, uint16_t id, uint32_t len, uint16_t
 	__atomic_store_n(&d->len, len, __ATOMIC_RELAXED);
 	/* Release: id, len (and the buffers) before the flags publish it. */
 	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
-	log = vhu_vring_dirty(vr);
-	if (unlikely(log != NULL))
-		vhu_vring_log_hva(vr, log, d, sizeof(*d));
+	/* The descriptor is id, len and the flags that publish it: marked
+	 * after all three (the buffers were marked before, by the push). */
+	if (unlikely(log != NULL)) {
+		struct vhu_log_cache lc;
+
+		vhu_log_cache_init(&lc, log);
+		vhu_vring_log_ring(vr, &lc, d, sizeof(*d));
+		vhu_vring_log_flush(vr, &lc);
+	}
 	advance(vr, &vr->used_pos, &vr->used_wrap, nslots);
 	vr->used_idx = (uint16_t)(vr->used_idx + nslots);
 	if (q) {
@@ -173,13 +179,20 @@ static int packed_map(struct vhu_vring *vr, const struct vhu_mem *mem)
 /* Write the device event area: where we want the next kick. */
 static void write_device_ev(struct vhu_vring *vr, uint16_t flags)
 {
+	struct vhu_dirty *log = vhu_vring_dirty(vr);
 	struct pevent *ev = device_ev(vr);
 
 	if (flags == EV_DESC)
 		__atomic_store_n(&ev->off_wrap, pos_wrap(vr->last_avail_idx, vr->avail_wrap),
 		                 __ATOMIC_RELAXED);
 	__atomic_store_n(&ev->flags, flags, __ATOMIC_RELEASE);
-	vhu_vring_log_hva(vr, vhu_vring_dirty(vr), ev, sizeof(*ev));
+	if (unlikely(log != NULL)) {
+		struct vhu_log_cache lc;
+
+		vhu_log_cache_init(&lc, log);
+		vhu_vring_log_ring(vr, &lc, ev, sizeof(*ev));
+		vhu_vring_log_flush(vr, &lc);
+	}
 }
 
 static bool packed_has_avail(struct vhu_vring *vr);
@@ -467,8 +480,13 @@ static int packed_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t
 		return -EINVAL;
 	if (written > c->in_len)
 		written = (uint32_t)c->in_len;
-	if (unlikely(log != NULL) && written)
-		vhu_vring_log_written(vr, log, c, written);
+	if (unlikely(log != NULL) && written) {
+		struct vhu_log_cache lc;
+
+		vhu_log_cache_init(&lc, log);
+		vhu_vring_log_written(vr, &lc, c, written);
+		vhu_vring_log_flush(vr, &lc);
+	}
 	vr->inuse--;
 	if (!vr->inflight) {
 		write_used(vr, id, written, vr->chain_len[id]);

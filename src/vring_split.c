@@ -77,11 +77,48 @@ static int split_fail(struct vhu_vring *vr, const char *why)
 /* ---- dirty logging ------------------------------------------------------ */
 
 /* Log a write to the used ring at byte offset off (if the front end asked
- * for used-ring logging with VHOST_VRING_F_LOG). */
-static void log_used(struct vhu_vring *vr, struct vhu_dirty *log, uint64_t off, uint64_t len)
+ * for used-ring logging with VHOST_VRING_F_LOG): its address is
+ * log_guest_addr + off, which the memory table need not cover. */
+static inline void log_used(struct vhu_vring *vr, struct vhu_log_cache *lc, uint64_t off,
+                            uint64_t len)
 {
-	if (log && (vr->addr.flags & (1u << VHU_VRING_F_LOG)))
-		vhu_dirty_mark(log, vr->addr.log_guest_addr + off, len);
+	if (vr->addr.flags & (1u << VHU_VRING_F_LOG))
+		vhu_log_cache_mark(lc, vr->addr.log_guest_addr + off, len);
+}
+
+/* One used-ring field written outside a push (flags, avail_event). */
+static void log_used_now(struct vhu_vring *vr, uint64_t off, uint64_t len)
+{
+	struct vhu_dirty *log = vhu_vring_dirty(vr);
+	struct vhu_log_cache lc;
+
+	if (likely(!log))
+		return;
+	vhu_log_cache_init(&lc, log);
+	log_used(vr, &lc, off, len);
+	vhu_vring_log_flush(vr, &lc);
+}
+
+/*
+ * Pushes of n chains whose used entries went to slots start.. (already
+ * written): mark the bytes written into their buffers and the entries, and
+ * flush, before the used index that makes them visible is published.
+ */
+static void log_pushes(struct vhu_vring *vr, struct vhu_log_cache *lc,
+                       const struct vhu_chain *const *chains, const uint32_t *written, unsigned n,
+                       uint16_t start)
+{
+	uint16_t mask = (uint16_t)(vr->num - 1);
+
+	for (unsigned k = 0; k < n; k++) {
+		uint32_t w =
+		    written[k] < chains[k]->in_len ? written[k] : (uint32_t)chains[k]->in_len;
+
+		if (w)
+			vhu_vring_log_written(vr, lc, chains[k], w);
+		log_used(vr, lc, 4 + 8 * (uint64_t)((uint16_t)(start + k) & mask), 8);
+	}
+	vhu_log_cache_flush(lc);
 }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -185,7 +222,6 @@ static int inflight_recover(struct vhu_vring *vr)
 
 static int split_start(struct vhu_vring *vr)
 {
-	struct vhu_dirty *log = vhu_vring_dirty(vr);
 	int ret = vhu_vring_alloc_state(vr);
 
 	if (ret)
@@ -211,10 +247,10 @@ static int split_start(struct vhu_vring *vr)
 		         vr->last_avail_idx, vr->used_idx);
 	/* A previous back end may have left kicks suppressed. */
 	__atomic_store_n(&used(vr)->flags, 0, __ATOMIC_RELAXED);
-	log_used(vr, log, 0, 2);
+	log_used_now(vr, 0, 2);
 	if (vr->event_idx) {
 		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
-		log_used(vr, log, 4 + 8 * (uint64_t)vr->num, 2);
+		log_used_now(vr, 4 + 8 * (uint64_t)vr->num, 2);
 	}
 	/* Resubmissions must not wait for the driver's next kick. */
 	if (vr->nresubmit && vr->kick_fd >= 0) {
@@ -344,7 +380,7 @@ static int split_pop(struct vhu_vring *vr, struct vhu_chain *c)
 	mark_popped(vr, head, true);
 	if (vr->event_idx && !vr->notify_disabled) {
 		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
-		log_used(vr, vhu_vring_dirty(vr), 4 + 8 * (uint64_t)vr->num, 2);
+		log_used_now(vr, 4 + 8 * (uint64_t)vr->num, 2);
 	}
 	return finish_pop(vr, mem, head, c);
 }
@@ -355,6 +391,7 @@ static int split_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t 
 {
 	struct vhu_inflight_queue *q = vr->inflight;
 	struct vhu_dirty *log = vhu_vring_dirty(vr);
+	struct vhu_log_cache lc;
 	uint16_t id = c->id, pos;
 	struct vused_elem e;
 
@@ -362,8 +399,6 @@ static int split_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t 
 		return -EINVAL;
 	if (written > c->in_len)
 		written = (uint32_t)c->in_len;
-	if (unlikely(log != NULL) && written)
-		vhu_vring_log_written(vr, log, c, written);
 	if (q) { /* step 1: a crash from here on is undone by last_batch_head */
 		q->last_batch_head = id;
 		compiler_barrier();
@@ -372,12 +407,16 @@ static int split_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t 
 	e.id = id;
 	e.len = written;
 	memcpy(&used(vr)->ring[pos], &e, sizeof(e));
+	if (unlikely(log != NULL)) {
+		vhu_log_cache_init(&lc, log);
+		log_pushes(vr, &lc, &c, &written, 1, vr->used_idx);
+	}
 	vr->used_idx++;
 	/* Release: the element (and the buffers) before the index. */
 	__atomic_store_n(&used(vr)->idx, vr->used_idx, __ATOMIC_RELEASE);
 	if (unlikely(log != NULL)) {
-		log_used(vr, log, 4 + 8 * (uint64_t)pos, 8);
-		log_used(vr, log, 2, 2);
+		log_used(vr, &lc, 2, 2);
+		vhu_vring_log_flush(vr, &lc);
 	}
 	if (q) { /* step 2 */
 		compiler_barrier();
@@ -402,6 +441,7 @@ static int split_push_batch(struct vhu_vring *vr, const struct vhu_chain *const 
 	struct vhu_inflight_queue *q = vr->inflight;
 	struct vhu_dirty *log = vhu_vring_dirty(vr);
 	uint16_t mask = (uint16_t)(vr->num - 1), start = vr->used_idx;
+	struct vhu_log_cache lc;
 	unsigned k;
 
 	/* Outstanding and not twice in the batch (3: taken by this batch). */
@@ -427,16 +467,17 @@ static int split_push_batch(struct vhu_vring *vr, const struct vhu_chain *const 
 
 		if (e.len > c->in_len)
 			e.len = (uint32_t)c->in_len;
-		if (unlikely(log != NULL) && e.len)
-			vhu_vring_log_written(vr, log, c, e.len);
 		memcpy(&used(vr)->ring[(uint16_t)(start + k) & mask], &e, sizeof(e));
+	}
+	if (unlikely(log != NULL)) {
+		vhu_log_cache_init(&lc, log);
+		log_pushes(vr, &lc, chains, written, n, start);
 	}
 	vr->used_idx = (uint16_t)(start + n);
 	__atomic_store_n(&used(vr)->idx, vr->used_idx, __ATOMIC_RELEASE);
 	if (unlikely(log != NULL)) {
-		for (k = 0; k < n; k++)
-			log_used(vr, log, 4 + 8 * (uint64_t)((uint16_t)(start + k) & mask), 8);
-		log_used(vr, log, 2, 2);
+		log_used(vr, &lc, 2, 2);
+		vhu_vring_log_flush(vr, &lc);
 	}
 	if (q) { /* step 2 */
 		compiler_barrier();
@@ -516,12 +557,10 @@ static bool split_need_notify(struct vhu_vring *vr)
 
 static bool split_set_notification(struct vhu_vring *vr, bool enable)
 {
-	struct vhu_dirty *log = vhu_vring_dirty(vr);
-
 	vr->notify_disabled = !enable;
 	if (!vr->event_idx) {
 		__atomic_store_n(&used(vr)->flags, enable ? 0 : USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
-		log_used(vr, log, 0, 2);
+		log_used_now(vr, 0, 2);
 	} else {
 		/* Off: an avail_event just behind what the driver has published
 		 * keeps vring_need_event() false for its next 65535 buffers (as
@@ -530,7 +569,7 @@ static bool split_set_notification(struct vhu_vring *vr, bool enable)
 		uint16_t ev = enable ? vr->shadow_avail_idx : (uint16_t)(vr->shadow_avail_idx - 1);
 
 		__atomic_store_n(avail_event(vr), ev, __ATOMIC_RELAXED);
-		log_used(vr, log, 4 + 8 * (uint64_t)vr->num, 2);
+		log_used_now(vr, 4 + 8 * (uint64_t)vr->num, 2);
 	}
 	if (!enable)
 		return false;

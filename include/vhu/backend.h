@@ -128,6 +128,19 @@ struct vhu_backend_ops {
 	 * nothing. */
 	void (*frontend_gone)(void *dev, unsigned thread_id);
 
+	/* ---- vhost-user-net requests after a migration ---- */
+
+	/* [h][write] SEND_RARP, after a migration: announce the guest's MAC
+	 * (`mac`, 6 bytes) where its frames leave the device (a RARP frame,
+	 * so that switches learn its new port). The library offers
+	 * PROTOCOL_F_RARP only with this op. Return 0 or -errno (logged;
+	 * the request has no reply). Default: not offered. */
+	int (*send_rarp)(void *dev, const uint8_t mac[6]);
+	/* [h][write] NET_SET_MTU: the MTU the guest was given (68..65535).
+	 * The library offers PROTOCOL_F_MTU only with this op. Return 0 or
+	 * -errno (reported with REPLY_ACK). Default: not offered. */
+	int (*set_mtu)(void *dev, uint16_t mtu);
+
 	/* Constants for the first four callbacks, used when the callback is
 	 * NULL, so that a device need not write functions that return a
 	 * constant: num_queues and max_queue_size must then be non-zero and

@@ -60,6 +60,17 @@ struct vhu_daemon_config {
 	unsigned retry_min_ms;
 	unsigned retry_max_ms;
 	unsigned retry_limit;
+	/* Live migration (docs/migration.md).  By default the library offers
+	 * VHOST_F_LOG_ALL, PROTOCOL_F_LOG_SHMFD and, where userfaultfd works,
+	 * PROTOCOL_F_PAGEFAULT (postcopy), and logs every write it makes or
+	 * sees pushed.  Set no_migration for a device that writes guest
+	 * memory in ways the library does not see and does not mark them
+	 * with vhu_vring_log_write(): QEMU then refuses to migrate the VM
+	 * instead of corrupting it. */
+	bool no_migration;
+	/* GET_VRING_BASE (device stop, migration switch-over) waits this
+	 * long for chains the device still holds to be pushed; 0 = 30000. */
+	unsigned drain_ms;
 };
 
 /*

@@ -170,6 +170,54 @@ int vhuf_get_used(struct vhuf *f, unsigned q, void **cookie, uint32_t *len);
 /* Descriptors free on queue q. */
 unsigned vhuf_free_descs(const struct vhuf *f, unsigned q);
 
+/* ---- migration: checking a back end's dirty logging ------------------ */
+
+/*
+ * A live migration simulated page by page (no QEMU): vhuf_log_start()
+ * shares a dirty log (SET_LOG_BASE), turns on VHOST_F_LOG_ALL and every
+ * ready ring's VHOST_VRING_F_LOG (waiting for the back end to acknowledge
+ * each), then copies guest memory into a private destination image, all
+ * while queues may be busy.  vhuf_log_sync() is one precopy iteration:
+ * take the log's bits (atomic exchange, as QEMU) and copy those pages
+ * again.  After every queue was stopped (vhuf_queue_stop: the back end
+ * writes nothing more), vhuf_log_verify() syncs once more and compares the
+ * destination with guest memory page by page: each page that differs was
+ * written by the back end without being logged, and is reported.
+ *
+ * The driver's own writes (rings, readable buffers at submit, vhuf_alloc)
+ * are recorded separately and copied too; a caller that writes guest
+ * memory itself while this runs calls vhuf_log_driver_write().  A page the
+ * driver writes hides the back end's writes to it until the next sync:
+ * keep device-writable buffers on pages of their own for an exact check.
+ *
+ * Needs PROTOCOL_F_LOG_SHMFD negotiated (-ENOTSUP) and the back end
+ * offering VHOST_F_LOG_ALL.  Start, stop and verify: the set-up thread;
+ * sync and driver_write: any thread.
+ */
+#define VHUF_LOG_LISTED 8
+struct vhuf_log_report {
+	uint64_t pages;        /* guest pages compared */
+	uint64_t syncs;        /* iterations (sync calls, verify's included) */
+	uint64_t synced;       /* pages copied again by them */
+	uint64_t device_marks; /* bits the back end set in the log */
+	uint64_t missed;       /* pages written by the back end and not logged */
+	unsigned nlisted;
+	uint64_t missed_gpa[VHUF_LOG_LISTED]; /* the first of them */
+};
+int vhuf_log_start(struct vhuf *f);
+/* Returns the number of pages copied, or -EINVAL if not started. */
+int vhuf_log_sync(struct vhuf *f);
+/* Replace the log while logging (QEMU does on memory hot-plug): a new
+ * SET_LOG_BASE, then the old log's bits are collected and it is unmapped.
+ * 0 or -errno. */
+int vhuf_log_rebase(struct vhuf *f);
+/* 0 if nothing was missed, -EFAULT if pages were (see *rep), -EINVAL. */
+int vhuf_log_verify(struct vhuf *f, struct vhuf_log_report *rep);
+/* Turn logging off at the back end (migration cancelled) and free the
+ * simulation.  0 or -errno from the requests. */
+int vhuf_log_stop(struct vhuf *f);
+void vhuf_log_driver_write(struct vhuf *f, uint64_t gpa, uint64_t len);
+
 /* Raw ring access for hostile tests: host pointers to the ring parts
  * (struct layouts per the virtio spec; packed: the descriptor ring, the
  * driver and the device event suppression areas) and the eventfds. */

@@ -149,6 +149,31 @@ bool vhu_vring_enable_notification(struct vhu_vring *vr);
 /* True if the driver published chains not yet popped. */
 bool vhu_vring_has_avail(struct vhu_vring *vr);
 
+/*
+ * Live migration.  While the front end logs dirty pages (VHOST_F_LOG_ALL),
+ * every push marks the first `written` bytes of the chain's writable part
+ * and the used ring entry in the log before publishing the used index, so a
+ * device needs no code for migration as long as each byte it writes into
+ * guest memory is inside that prefix of a chain it pushes.  A device that
+ * writes elsewhere (past `written`, e.g. a status byte at the end of a
+ * larger buffer, or guest memory outside any chain) marks those bytes with
+ * vhu_vring_log_write() after writing them and before the push that makes
+ * them visible; p is a host address inside guest memory (an iovec of a
+ * chain).  No-op unless logging is on.  Same thread rules as push.
+ */
+void vhu_vring_log_write(struct vhu_vring *vr, const void *p, size_t len);
+
+/*
+ * The front end is stopping the ring (GET_VRING_BASE: device stop, or the
+ * switch-over of a migration): pop hands out no more chains, and the
+ * library waits for the chains still outstanding to be pushed before it
+ * replies, so that none is lost or done twice on the destination.  A device
+ * that holds chains until something happens (receive buffers waiting for
+ * input, say) checks this in handle_event (the library kicks the queue when
+ * the stop begins) and pushes them now.  Thread: any.
+ */
+bool vhu_vring_stopping(const struct vhu_vring *vr);
+
 /* Put the ring in the failed state and signal its error eventfd. */
 void vhu_vring_fail(struct vhu_vring *vr, const char *why);
 
