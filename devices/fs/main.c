@@ -309,6 +309,12 @@ static int serve(struct vhu_program *p, struct fs_dev *dev)
 	        " malformed), %u inodes",
 	        vhu_daemon_connections(d), (uint64_t)fs->st.requests, (uint64_t)fs->st.malformed,
 	        fs_inodes_count(&fs->inodes));
+	for (unsigned q = 0; q <= cli.o.num_request_queues; q++) {
+		struct vhu_vring_stats st;
+		vhu_vring_get_stats(vhu_daemon_vring(d, q), &st);
+		vhu_log(VHU_LOG_INFO, "queue %u: %" PRIu64 " requests, %" PRIu64 " kicks", q,
+		        st.requests, st.kicks);
+	}
 	vhu_daemon_free(d);
 	return status;
 }

@@ -32,6 +32,11 @@
 #       "VHU-E2E-RESULT: FAIL rc=N", and powers off.  Needs e2e_fetch_kernel.
 #       Extra files: E2E_INITRAMFS_FILES="HOST[:GUEST] ..." (GUEST default
 #       /HOST's basename; static binaries only, the guest has no libc).
+#   e2e_dynamic_files PROGRAM...
+#       Print HOST:GUEST pairs for E2E_INITRAMFS_FILES that bring each
+#       dynamically linked PROGRAM (a path or a command name) into the
+#       initramfs as /bin/NAME, with the shared libraries and the program
+#       interpreter ldd lists, at the paths ldd names.
 #   e2e_run_qemu LOG TIMEOUT [QEMU ARG...]
 #       Boot $E2E_KERNEL with $E2E_INITRD (set it, or pass -initrd yourself)
 #       on q35 with shared memfd guest memory ($VHU_E2E_MEM, default 256M, as
@@ -289,6 +294,20 @@ EOF
 	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$out" ||
 		e2e_fail "cpio failed"
 	rm -rf "$root"
+}
+
+e2e_dynamic_files() {
+	local prog bin lib
+	for prog in "$@"; do
+		bin=$(command -v "$prog") || e2e_fail "no program $prog"
+		echo "$(readlink -f "$bin"):/bin/$(basename "$bin")"
+		# "libfoo.so.1 => /lib/.../libfoo.so.1 (0x...)" and the interpreter
+		# "/lib64/ld-linux-x86-64.so.2 (0x...)"; copied resolved (no symlinks).
+		LC_ALL=C ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
+			while read -r lib; do
+				echo "$(readlink -f "$lib"):$lib"
+			done
+	done | sort -u
 }
 
 e2e_run_qemu() {
