@@ -280,6 +280,36 @@ static bool write_through(const struct blk_dev *d, const struct blk_req *r)
 	       !atomic_load_explicit(&d->wce, memory_order_relaxed);
 }
 
+static void command_failed(struct blk_req *r)
+{
+	int e = nbd_get_errno();
+	int none = 0;
+	atomic_compare_exchange_strong(&r->eng_err, &none, -(e ? e : EIO));
+	atomic_fetch_sub(&r->eng_left, 1);
+}
+
+/* A server without WRITE_ZEROES: write zeroes, 1 MiB per command (the
+ * first command's counts were taken by the caller). */
+static int64_t zero_by_writes(struct nbd_conn *c, struct blk_req *r, const struct blk_seg *s,
+                              nbd_completion_callback cb, uint32_t fua)
+{
+	static const uint8_t zeroes[1u << 20];
+	int64_t rc = 0;
+	for (uint64_t done = 0; done < s->len;) {
+		size_t n = s->len - done < sizeof(zeroes) ? s->len - done : sizeof(zeroes);
+		if (done) {
+			r->pending++;
+			atomic_fetch_add(&r->eng_left, 1);
+		}
+		if (nbd_aio_pwrite(c->h, zeroes, n, s->offset + done, cb, fua) < 0) {
+			command_failed(r);
+			return -1;
+		}
+		done += n;
+	}
+	return rc;
+}
+
 /* One command.  Returns 0 or -1 (free was called: nothing to undo). */
 static int64_t command(struct nbd_conn *c, struct blk_req *r, unsigned i, uint64_t *off)
 {
@@ -306,16 +336,14 @@ static int64_t command(struct nbd_conn *c, struct blk_req *r, unsigned i, uint64
 		rc = nbd_aio_trim(c->h, s->len, s->offset, cb, 0);
 		break;
 	default: /* ZEROES */
+		if (!caps->zero)
+			return zero_by_writes(c, r, s, cb, fua);
 		rc = nbd_aio_zero(c->h, s->len, s->offset, cb,
 		                  fua | (s->unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE));
 		break;
 	}
-	if (rc < 0) {
-		int e = nbd_get_errno();
-		int none = 0;
-		atomic_compare_exchange_strong(&r->eng_err, &none, -(e ? e : EIO));
-		atomic_fetch_sub(&r->eng_left, 1);
-	}
+	if (rc < 0)
+		command_failed(r);
 	return rc;
 }
 
@@ -327,8 +355,6 @@ static bool answer_locally(struct nbd_conn *c, struct blk_req *r)
 	if ((flush && (!caps->flush || c->w->dev->opts.read_only)) ||
 	    (r->op == BLK_OP_DISCARD && !caps->trim)) {
 		r->error = 0; /* nothing to flush; discard is a hint */
-	} else if (r->op == BLK_OP_ZEROES && !caps->zero && !r->eng_stage) {
-		r->error = -EOPNOTSUPP; /* not offered to the guest then */
 	} else {
 		return false;
 	}

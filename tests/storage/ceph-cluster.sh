@@ -10,6 +10,7 @@
 #   ceph-cluster.sh stop DIR           kill the daemons by PID (SIGKILL after 5 s)
 #   ceph-cluster.sh osd-pid DIR        PID of the OSD (for fault tests)
 #
+# CEPH_EXTRA_CONF: more lines for the [osd] section.
 # Clients then use `-c DIR/ceph.conf` (ceph, rbd) or the spec
 # `rbd:POOL/IMAGE:conf=DIR/ceph.conf` (vhu-blk, qemu).  Sourced, it defines
 # the functions ceph_cluster_start / ceph_cluster_stop instead.
@@ -71,6 +72,7 @@ mon data = $dir/mon.\$id
 admin socket = $dir/run/\$name.asok
 pid file = $dir/run/\$name.pid
 osd data = $dir/osd.\$id
+${CEPH_EXTRA_CONF:-}
 [client]
 admin socket =
 log file =

@@ -62,6 +62,15 @@ static bool nbdkit_memory(struct srv *s, const char *dir, bool ro)
 	return srv_start(s, dir, a);
 }
 
+/* nbdkit memory without WRITE_ZEROES (the nozero filter hides it). */
+static bool nbdkit_nozero(struct srv *s, const char *dir)
+{
+	char sock[160];
+	snprintf(sock, sizeof(sock), "%s/nbd.sock", dir);
+	const char *a[] = {"nbdkit", "-f", "-U", sock, "--filter=nozero", "memory", "16M", NULL};
+	return srv_start(s, dir, a);
+}
+
 /* qemu-nbd on `img` (format fmt), persistent, several clients. */
 static bool qemu_nbd(struct srv *s, const char *dir, const char *img, const char *fmt)
 {
@@ -171,6 +180,42 @@ VT_CASE(nbdkit_discard_zeroes_writethrough)
 		struct st_run r2 = st_pattern(&e.t, false, 8 * MIB, MIB, 65536, 9);
 		VT_EQ(r2.mismatches, 0);
 		free(buf);
+	} else {
+		VT_CHECK(!"vhu-blk did not start");
+	}
+	env_stop(&e);
+	srv_kill(&s, SIGTERM);
+	st_sh("rm -rf %s", dir);
+}
+
+/* Write-zeroes on a server that cannot: written as zeroes instead. */
+VT_CASE(zeroes_without_server_support)
+{
+	struct env e;
+	struct srv s = {.pid = -1};
+	char dir[64] = "/tmp/vhu-st-nbd.XXXXXX";
+	VT_REQUIRE(mkdtemp(dir));
+	VT_REQUIRE(nbdkit_nozero(&s, dir));
+	if (vhu_start(&e, &s, 1, NULL)) {
+		struct st_run w = st_pattern(&e.t, true, 0, 4 * MIB, 65536, 13);
+		VT_EQ(w.ok, 4 * MIB / 65536);
+		/* 2.5 MiB: three write commands of up to 1 MiB */
+		VT_EQ(st_dz(&e.t, 0, VIRTIO_BLK_T_WRITE_ZEROES, MIB, 5 * MIB / 2, false), 0);
+		uint8_t *buf = malloc(65536);
+		VT_REQUIRE(buf);
+		bool zero_ok = true;
+		for (uint64_t off = MIB; off < 7 * MIB / 2; off += 65536) {
+			VT_EQ(blkt_io(&e.t, 0, VIRTIO_BLK_T_IN, off / 512, buf, 65536), 0);
+			for (unsigned i = 0; i < 65536; i++)
+				zero_ok &= buf[i] == 0;
+		}
+		free(buf);
+		VT_CHECK(zero_ok);
+		struct st_run r = st_pattern(&e.t, false, 0, MIB, 65536, 13);
+		VT_EQ(r.mismatches, 0);
+		struct st_run r2 = st_pattern(&e.t, false, 7 * MIB / 2, MIB / 2, 65536, 13);
+		VT_EQ(r2.mismatches, 0);
+		VT_EQ(r2.ok, 8);
 	} else {
 		VT_CHECK(!"vhu-blk did not start");
 	}

@@ -5,18 +5,23 @@
 # run and restarts it on the same socket; QEMU (chardev reconnect=1)
 # reconnects and hands over the inflight region, vhu-blk resubmits what was
 # in flight, and the guest's I/O completes.  The guest then verifies the
-# whole pattern, and the host the image file: no acknowledged write lost.
-# Usage: blk_reconnect.sh [PATH/TO/vhu-blk]
+# whole pattern, and the host the image: no acknowledged write lost.
+# BLK_STORAGE=rbd|nbd keeps the disk in Ceph / behind qemu-nbd (storage.sh).
+# BLK_FAULT=storage hits the storage instead of the back end: the OSD is
+# SIGSTOPped for 2 s (requests wait, docs/storage.md), or the NBD server is
+# SIGKILLed and started again 2 s later (requests wait for the reconnect).
+# Usage: [BLK_STORAGE=..] [BLK_FAULT=backend|storage] blk_reconnect.sh [PATH/TO/vhu-blk]
 . "$(dirname "$0")/common.sh"
 MIB=24
 BYTES=$((MIB * 1048576))
 NQ=2
 
-e2e_init blk-reconnect
+FAULT=${BLK_FAULT:-backend}
+e2e_init "blk-reconnect-$BLK_STORAGE-$FAULT"
 e2e_need_tools
 e2e_fetch_kernel
 blk_random "$E2E_WORK/pattern.bin" "$MIB"
-truncate -s "$BYTES" "$E2E_WORK/disk.img"
+storage_setup "$BYTES"
 
 sed -e "s/@BYTES@/$BYTES/g" -e "s/@NQ@/$NQ/g" >"$E2E_WORK/guest.sh" <<'GUEST'
 fail() { echo "guest: FAIL: $*"; exit 1; }
@@ -62,7 +67,7 @@ E2E_INITRD="$E2E_WORK/initrd"
 
 SOCK="$E2E_WORK/blk.sock"
 KILLS=${VHU_E2E_BLK_KILLS:-3}
-blk_start vhu-blk-0.log --num-queues "$NQ" "$E2E_WORK/disk.img"
+blk_start vhu-blk-0.log --num-queues "$NQ" "$IMAGE"
 
 # The controller kills the back end KILLS times while the guest writes and
 # restarts it each time; after QEMU is done it stops the last one and
@@ -75,15 +80,24 @@ blk_start vhu-blk-0.log --num-queues "$NQ" "$E2E_WORK/disk.img"
 	done
 	for k in $(seq "$KILLS"); do
 		sleep 1.5
+		if [ "$FAULT" = storage ]; then
+			storage_fault start
+			echo "host: storage fault ($k, $BLK_STORAGE) mid-I/O at $(date +%T.%N)" \
+				>>"$E2E_WORK/host.log"
+			sleep 2
+			storage_fault stop
+			continue
+		fi
 		kill -KILL "$pid"
 		while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 		echo "host: killed vhu-blk ($k) mid-I/O at $(date +%T.%N)" >>"$E2E_WORK/host.log"
 		sleep 0.3
-		VHU_LOG=info "$BLK" --socket-path "$SOCK" --num-queues "$NQ" "$E2E_WORK/disk.img" \
+		VHU_LOG=info "$BLK" --socket-path "$SOCK" --num-queues "$NQ" "$IMAGE" \
 			>"$E2E_WORK/vhu-blk-$k.log" 2>&1 &
 		pid=$!
 	done
 	while [ ! -e "$E2E_WORK/qemu.done" ]; do sleep 0.1; done
+	[ "$FAULT" = storage ] && exit 0 # the first back end: this shell's child
 	kill -TERM "$pid"
 	wait "$pid"
 	echo $? >"$E2E_WORK/last.rc"
@@ -95,17 +109,24 @@ BLK_CHARDEV_OPTS=",reconnect=1" blk_qemu "$E2E_WORK/console.log" "${VHU_E2E_TIME
 	guest_ok=1
 touch "$E2E_WORK/qemu.done"
 wait "$CONTROLLER"
+if [ "$FAULT" = storage ]; then
+	e2e_stop "$BLK_PID"
+	echo $? >"$E2E_WORK/last.rc"
+fi
 cat "$E2E_WORK/host.log" >&2 2>/dev/null
 grep -a "guest:" "$E2E_WORK/console.log" | sed 's/^/  /' >&2
 for k in $(seq 0 "$KILLS"); do
+	[ -f "$E2E_WORK/vhu-blk-$k.log" ] || continue
 	grep -v '^ ' "$E2E_WORK/vhu-blk-$k.log" | sed "s/^/  vhu-blk($k): /" >&2
 done
 [ "$(cat "$E2E_WORK/last.rc" 2>/dev/null)" = 0 ] || e2e_fail "last vhu-blk did not exit 0 on SIGTERM"
-[ "$(grep -c "killed vhu-blk" "$E2E_WORK/host.log")" = "$KILLS" ] || e2e_fail "back end not killed $KILLS times"
+[ "$(grep -c "killed vhu-blk\|storage fault" "$E2E_WORK/host.log")" = "$KILLS" ] ||
+	e2e_fail "$FAULT not hit $KILLS times"
 grep -aq "guest: writes done" "$E2E_WORK/console.log" || e2e_fail "guest writes did not finish"
 [ "$guest_ok" = 1 ] || e2e_fail "guest did not pass"
-cmp "$E2E_WORK/pattern.bin" "$E2E_WORK/disk.img" || e2e_fail "image differs: acknowledged writes lost"
+storage_export "$E2E_WORK/disk.out"
+cmp "$E2E_WORK/pattern.bin" "$E2E_WORK/disk.out" || e2e_fail "image differs: acknowledged writes lost"
 # Informational: a kill between two requests leaves nothing in flight.
 resub=$(cat "$E2E_WORK"/vhu-blk-*.log | grep -o "resubmitting [0-9]* inflight" | awk '{ n += $2 } END { print n + 0 }')
-e2e_log "$KILLS back-end kills; requests in flight at the kills, resubmitted after reconnect: $resub"
+e2e_log "$KILLS $FAULT faults ($BLK_STORAGE); requests in flight at the kills, resubmitted after reconnect: $resub"
 e2e_log "PASS (guest run ${E2E_QEMU_SECONDS}s)"

@@ -5,19 +5,21 @@
 # writers pinned to different CPUs, so to different queues), reads it back
 # with O_DIRECT and checks it, discards and writes zeroes (with and without
 # unmap) and checks those, checks the size, serial, queue count, limits and
-# the write-cache toggle it sees.  The host then compares the image file.
-# Usage: blk_rw.sh [PATH/TO/vhu-blk] [NQ]
+# the write-cache toggle it sees.  The host then compares the image file
+# (or, with BLK_STORAGE=rbd|nbd, the disk read back by the storage's own
+# tools: see storage.sh).
+# Usage: [BLK_STORAGE=file|rbd|nbd] blk_rw.sh [PATH/TO/vhu-blk] [NQ]
 . "$(dirname "$0")/common.sh"
 NQ=${2:-1}
 MIB=32
 BYTES=$((MIB * 1048576))
 
-e2e_init "blk-rw$NQ"
+e2e_init "blk-rw$NQ-$BLK_STORAGE"
 e2e_need_tools
 e2e_fetch_kernel
 blk_build_helper
 blk_random "$E2E_WORK/pattern.bin" "$MIB"
-truncate -s "$BYTES" "$E2E_WORK/disk.img"
+storage_setup "$BYTES"
 
 sed -e "s/@NQ@/$NQ/g" -e "s/@BYTES@/$BYTES/g" >"$E2E_WORK/guest.sh" <<'GUEST'
 fail() { echo "guest: FAIL: $*"; exit 1; }
@@ -113,7 +115,7 @@ e2e_build_initramfs "$E2E_WORK/initrd" "$E2E_WORK/guest.sh" virtio_pci virtio_bl
 E2E_INITRD="$E2E_WORK/initrd"
 
 SOCK="$E2E_WORK/blk.sock"
-VHU_LOG=${VHU_BLK_LOG:-info} blk_start vhu-blk.log --num-queues "$NQ" --serial "e2e-serial-$NQ" "$E2E_WORK/disk.img"
+VHU_LOG=${VHU_BLK_LOG:-info} blk_start vhu-blk.log --num-queues "$NQ" --serial "e2e-serial-$NQ" "$IMAGE"
 
 guest_ok=0
 VHU_E2E_MEM=${VHU_E2E_MEM:-512M} blk_qemu "$E2E_WORK/console.log" "${VHU_E2E_TIMEOUT:-240}" "$NQ" &&
@@ -125,10 +127,11 @@ blk_stop_checked vhu-blk.log
 grep -q "write cache: write-through" "$E2E_WORK/vhu-blk.log" || e2e_fail "no write-through switch seen"
 grep -q "write cache: writeback" "$E2E_WORK/vhu-blk.log" || e2e_fail "no writeback switch seen"
 
-# The host sees the guest's writes in the image file.
+# The host sees the guest's writes in the image.
 cp "$E2E_WORK/pattern.bin" "$E2E_WORK/expected.img"
 for off in 4 8 12; do
 	dd if=/dev/zero of="$E2E_WORK/expected.img" bs=1M seek=$off count=1 conv=notrunc status=none
 done
-cmp "$E2E_WORK/expected.img" "$E2E_WORK/disk.img" || e2e_fail "image file differs from what the guest wrote"
-e2e_log "PASS ($NQ queue(s), guest run ${E2E_QEMU_SECONDS}s)"
+storage_export "$E2E_WORK/disk.out"
+cmp "$E2E_WORK/expected.img" "$E2E_WORK/disk.out" || e2e_fail "image differs from what the guest wrote"
+e2e_log "PASS ($NQ queue(s), $BLK_STORAGE, guest run ${E2E_QEMU_SECONDS}s)"

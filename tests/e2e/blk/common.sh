@@ -8,6 +8,7 @@ E2E_BLK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 BLK=${1:-${VHU_BUILD_ROOT:-.}/devices/blk/vhu-blk}
 [ -x "$BLK" ] || e2e_fail "vhu-blk binary not found at $BLK"
+. "$E2E_BLK_DIR/storage.sh"
 
 # Static helper for write-zeroes from the guest (busybox has none).
 blk_build_helper() {
