@@ -308,9 +308,16 @@ void blk_file_close(struct blk_dev *d);
  * by and tell the front end (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG) so that
  * the guest sees the new size.  Any thread. */
 void blk_dev_resized(struct blk_dev *d, uint64_t bytes);
+
+/* ---- engine.c: helpers the engines share ---- */
 /* Log an engine error for r, rate limited (first one of a burst, then a
  * count once a second).  Worker thread of r. */
 void blk_log_io_error(struct blk_dev *d, const struct blk_req *r, const char *engine, int err);
+/* Request slots of w's queues in use (popped, not pushed yet). */
+unsigned blk_worker_busy(const struct blk_worker *w);
+/* A FLUSH on a read-only disk: nothing can be dirty, r is finished here
+ * (true); anything else: false.  Worker thread. */
+bool blk_req_flush_ro(const struct blk_worker *w, struct blk_req *r);
 /* Create `path` (and missing parent directories) as a sparse file of `size`
  * bytes if it does not exist. 1 = created, 0 = existed, -errno. */
 int blk_image_create_default(const char *path, uint64_t size);

@@ -544,12 +544,8 @@ static void follow(struct nbd_conn *c)
 static void nbd_submit(struct blk_worker *w, struct blk_req *r)
 {
 	struct nbd_conn *c = w->priv;
-	if (r->op == BLK_OP_FLUSH && w->dev->opts.read_only) {
-		r->op = BLK_OP_NONE;
-		r->status = VIRTIO_BLK_S_OK;
-		blk_req_finish(r);
+	if (blk_req_flush_ro(w, r))
 		return;
-	}
 	r->eng_stage = 0;
 	r->eng_since = 0;
 	send_req(c, r);
@@ -628,15 +624,6 @@ static int nbd_init(struct blk_worker *w, int *efd)
 	return 0;
 }
 
-static unsigned busy_slots(const struct blk_worker *w)
-{
-	unsigned n = 0;
-	for (unsigned q = 0; q < w->dev->opts.num_queues; q++)
-		if (w->qmask & (1ULL << q))
-			n += w->dev->queues[q].nslots - w->dev->queues[q].nfree;
-	return n;
-}
-
 /* The daemon stopped: give commands in flight a moment, then close (which
  * frees them), and finish everything without pushing. */
 static void nbd_fini(struct blk_worker *w)
@@ -660,9 +647,9 @@ static void nbd_fini(struct blk_worker *w)
 			r->error = -ENOTCONN;
 			blk_req_finish(r);
 		}
-	if (busy_slots(w))
+	if (blk_worker_busy(w))
 		vhu_log(VHU_LOG_WARN, "vhu-blk: nbd: %u request(s) unaccounted at exit",
-		        busy_slots(w));
+		        blk_worker_busy(w));
 	close(c->tfd);
 	close(c->ep);
 	free(c);

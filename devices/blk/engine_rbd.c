@@ -341,12 +341,8 @@ static void on_done(struct blk_worker *w, struct blk_req *r)
 
 static void rbd_submit(struct blk_worker *w, struct blk_req *r)
 {
-	if (r->op == BLK_OP_FLUSH && w->dev->opts.read_only) {
-		r->op = BLK_OP_NONE; /* nothing can be dirty */
-		r->status = VIRTIO_BLK_S_OK;
-		blk_req_finish(r);
+	if (blk_req_flush_ro(w, r))
 		return;
-	}
 	r->eng_stage = 0;
 	r->pending = 1;
 	issue(w, r, r->op);
@@ -400,15 +396,6 @@ static int rbd_init(struct blk_worker *w, int *efd)
 	return 0;
 }
 
-static unsigned busy_slots(const struct blk_worker *w)
-{
-	unsigned n = 0;
-	for (unsigned q = 0; q < w->dev->opts.num_queues; q++)
-		if (w->qmask & (1ULL << q))
-			n += w->dev->queues[q].nslots - w->dev->queues[q].nfree;
-	return n;
-}
-
 /* The daemon stopped serving: let what the cluster still holds land (guest
  * memory stays referenced until then).  Without a timeout set in Ceph
  * (rados_osd_op_timeout) a stopped cluster holds it here. */
@@ -418,7 +405,7 @@ static void rbd_fini(struct blk_worker *w)
 	unsigned waited = 0, n;
 	if (!rw)
 		return;
-	while ((n = busy_slots(w)) != 0) {
+	while ((n = blk_worker_busy(w)) != 0) {
 		struct pollfd p = {.fd = rw->efd, .events = POLLIN};
 		if (poll(&p, 1, 1000) == 0 && ++waited % 10 == 0)
 			vhu_log(VHU_LOG_WARN,

@@ -98,12 +98,8 @@ static void queue_req(struct blk_worker *w, struct blk_req *r)
 
 static void uring_submit(struct blk_worker *w, struct blk_req *r)
 {
-	if (r->op == BLK_OP_FLUSH && w->dev->opts.read_only) {
-		r->op = BLK_OP_NONE; /* nothing can be dirty */
-		r->status = VIRTIO_BLK_S_OK;
-		blk_req_finish(r);
+	if (blk_req_flush_ro(w, r))
 		return;
-	}
 	queue_req(w, r);
 }
 

@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "blk.h"
@@ -131,35 +130,6 @@ void blk_dev_resized(struct blk_dev *d, uint64_t bytes)
 		        "vhu-blk: cannot tell the front end about the new size (%s): the "
 		        "guest sees it after its next reset",
 		        strerror(-rc));
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-void blk_log_io_error(struct blk_dev *d, const struct blk_req *r, const char *engine, int err)
-{
-	static const char *const ops[] = {"none",  "read",    "write",
-	                                  "flush", "discard", "write-zeroes"};
-	static _Atomic uint64_t last_ms;
-	static _Atomic unsigned suppressed;
-	uint64_t now = now_ms(), last = atomic_load(&last_ms);
-	/* One line a second at most: a cluster that is down fails every
-	 * request, and the log must stay readable. */
-	if ((last && now - last < 1000) || !atomic_compare_exchange_strong(&last_ms, &last, now)) {
-		atomic_fetch_add(&suppressed, 1);
-		return;
-	}
-	unsigned more = atomic_exchange(&suppressed, 0);
-	vhu_log(VHU_LOG_ERROR,
-	        "vhu-blk: %s: %s of %" PRIu64 " bytes at offset %" PRIu64
-	        " on queue %u failed: %s; the guest gets an I/O error%s",
-	        engine, ops[r->op <= BLK_OP_ZEROES ? r->op : 0], r->len, r->offset, r->q->index,
-	        strerror(-err), more ? " (errors not logged in the second before: more)" : "");
-	(void)d;
 }
 
 /* O_DIRECT alignment: STATX_DIOALIGN when the kernel tells, else the logical

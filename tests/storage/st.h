@@ -207,6 +207,57 @@ static inline int st_set_wce(struct blkt *t, uint8_t wce)
 	                    NULL);
 }
 
+/* Submit n 64 KiB writes of blkt_pattern(seed) at start, spread over the
+ * queues (slot i / nq of queue i % nq), without waiting.  Returns how many
+ * were submitted. */
+static inline unsigned st_submit_writes(struct blkt *t, uint64_t start, unsigned n, unsigned seed)
+{
+	unsigned sent = 0;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned q = i % t->nq, s = i / t->nq;
+		struct blkt_slot *sl = &t->slots[q][s];
+		uint64_t off = start + (uint64_t)i * 65536;
+		for (uint32_t b = 0; b < 65536; b++)
+			sl->data[b] = blkt_pattern(off + b, seed);
+		if (blkt_submit(t, q, s, VIRTIO_BLK_T_OUT, off / 512, 65536) >= 0)
+			sent++;
+	}
+	return sent;
+}
+
+/* Wait for n completions (any queue): their statuses. */
+static inline struct st_run st_collect(struct blkt *t, unsigned n)
+{
+	struct st_run r = {0};
+	for (unsigned i = 0; i < n; i++) {
+		unsigned q;
+		int s = st_wait_any(t, &q, ST_HANG_MS);
+		if (s < 0) {
+			r.hangs = n - i;
+			break;
+		}
+		uint8_t st = *t->slots[q][s].st;
+		r.ok += st == VIRTIO_BLK_S_OK;
+		r.ioerr += st == VIRTIO_BLK_S_IOERR;
+		r.other += st != VIRTIO_BLK_S_OK && st != VIRTIO_BLK_S_IOERR;
+	}
+	return r;
+}
+
+/* [off, off + len) reads as zeroes (64 KiB reads through slot 0 of queue 0). */
+static inline bool st_all_zero(struct blkt *t, uint64_t off, uint64_t len)
+{
+	uint8_t *buf = malloc(65536);
+	bool zero = buf != NULL;
+	for (uint64_t o = off; zero && o < off + len; o += 65536) {
+		zero = blkt_io(t, 0, VIRTIO_BLK_T_IN, o / 512, buf, 65536) == 0;
+		for (unsigned i = 0; zero && i < 65536; i++)
+			zero = buf[i] == 0;
+	}
+	free(buf);
+	return zero;
+}
+
 #define ST_REPORT(r)                                                                               \
 	fprintf(stderr, "# ok %u ioerr %u other %u mismatches %u hangs %u\n", (r).ok, (r).ioerr,   \
 	        (r).other, (r).mismatches, (r).hangs)

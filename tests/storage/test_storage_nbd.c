@@ -155,19 +155,9 @@ VT_CASE(nbdkit_discard_zeroes_writethrough)
 		VT_EQ(st_dz(&e.t, 1, VIRTIO_BLK_T_WRITE_ZEROES, 1 * MIB, MIB, false), 0);
 		VT_EQ(st_dz(&e.t, 2, VIRTIO_BLK_T_WRITE_ZEROES, 3 * MIB, MIB, true), 0);
 		VT_EQ(st_dz(&e.t, 3, VIRTIO_BLK_T_DISCARD, 5 * MIB, MIB, false), 0);
-		uint8_t *buf = malloc(65536);
-		VT_REQUIRE(buf);
-		bool zero_ok = true;
-		for (uint64_t off = 1 * MIB; off < 2 * MIB; off += 65536) {
-			VT_EQ(blkt_io(&e.t, 0, VIRTIO_BLK_T_IN, off / 512, buf, 65536), 0);
-			for (unsigned i = 0; i < 65536; i++)
-				zero_ok &= buf[i] == 0;
-			VT_EQ(blkt_io(&e.t, 0, VIRTIO_BLK_T_IN, (off + 2 * MIB) / 512, buf, 65536),
-			      0);
-			for (unsigned i = 0; i < 65536; i++)
-				zero_ok &= buf[i] == 0;
-		}
-		VT_CHECK(zero_ok);
+		VT_CHECK(st_all_zero(&e.t, 1 * MIB, MIB));
+		VT_CHECK(st_all_zero(&e.t, 3 * MIB, MIB));
+		VT_CHECK(st_all_zero(&e.t, 5 * MIB, MIB));
 		/* untouched neighbours keep their data */
 		struct st_run r = st_pattern(&e.t, false, 2 * MIB, MIB, 4096, 3);
 		VT_EQ(r.mismatches, 0);
@@ -179,7 +169,6 @@ VT_CASE(nbdkit_discard_zeroes_writethrough)
 		VT_EQ(w2.ok, MIB / 4096);
 		struct st_run r2 = st_pattern(&e.t, false, 8 * MIB, MIB, 65536, 9);
 		VT_EQ(r2.mismatches, 0);
-		free(buf);
 	} else {
 		VT_CHECK(!"vhu-blk did not start");
 	}
@@ -201,16 +190,7 @@ VT_CASE(zeroes_without_server_support)
 		VT_EQ(w.ok, 4 * MIB / 65536);
 		/* 2.5 MiB: three write commands of up to 1 MiB */
 		VT_EQ(st_dz(&e.t, 0, VIRTIO_BLK_T_WRITE_ZEROES, MIB, 5 * MIB / 2, false), 0);
-		uint8_t *buf = malloc(65536);
-		VT_REQUIRE(buf);
-		bool zero_ok = true;
-		for (uint64_t off = MIB; off < 7 * MIB / 2; off += 65536) {
-			VT_EQ(blkt_io(&e.t, 0, VIRTIO_BLK_T_IN, off / 512, buf, 65536), 0);
-			for (unsigned i = 0; i < 65536; i++)
-				zero_ok &= buf[i] == 0;
-		}
-		free(buf);
-		VT_CHECK(zero_ok);
+		VT_CHECK(st_all_zero(&e.t, MIB, 5 * MIB / 2));
 		struct st_run r = st_pattern(&e.t, false, 0, MIB, 65536, 13);
 		VT_EQ(r.mismatches, 0);
 		struct st_run r2 = st_pattern(&e.t, false, 7 * MIB / 2, MIB / 2, 65536, 13);
@@ -245,43 +225,6 @@ VT_CASE(read_only_export)
 	st_sh("rm -rf %s", dir);
 }
 
-/* Submit writes of [start, start + n * 64K) on every queue without waiting. */
-static unsigned submit_writes(struct blkt *t, uint64_t start, unsigned n, unsigned seed)
-{
-	unsigned sent = 0;
-	for (unsigned i = 0; i < n; i++) {
-		unsigned q = i % t->nq, s = i / t->nq;
-		struct blkt_slot *sl = &t->slots[q][s];
-		uint64_t off = start + (uint64_t)i * 65536;
-		for (uint32_t b = 0; b < 65536; b++)
-			sl->data[b] = blkt_pattern(off + b, seed);
-		if (blkt_submit(t, q, s, VIRTIO_BLK_T_OUT, off / 512, 65536) >= 0)
-			sent++;
-	}
-	return sent;
-}
-
-static struct st_run collect(struct blkt *t, unsigned n)
-{
-	struct st_run r = {0};
-	for (unsigned i = 0; i < n; i++) {
-		unsigned q;
-		int s = st_wait_any(t, &q, ST_HANG_MS);
-		if (s < 0) {
-			r.hangs = n - i;
-			break;
-		}
-		uint8_t st = *t->slots[q][s].st;
-		if (st == VIRTIO_BLK_S_OK)
-			r.ok++;
-		else if (st == VIRTIO_BLK_S_IOERR)
-			r.ioerr++;
-		else
-			r.other++;
-	}
-	return r;
-}
-
 /* The server is killed (SIGKILL) with writes in flight and comes back: the
  * writes wait for it and complete; the file holds all of them. */
 VT_CASE(server_killed_and_restarted)
@@ -299,12 +242,12 @@ VT_CASE(server_killed_and_restarted)
 		struct st_run total = {0};
 		/* Several kills, each with 64 writes (4 MiB) submitted first. */
 		for (unsigned k = 0; k < 3; k++) {
-			unsigned n = submit_writes(&e.t, (uint64_t)k * 4 * MIB, 64, 11);
+			unsigned n = st_submit_writes(&e.t, (uint64_t)k * 4 * MIB, 64, 11);
 			VT_EQ(n, 64);
 			srv_kill(&s, SIGKILL);
 			st_sleep_ms(300); /* down for a while: requests park */
 			VT_REQUIRE(qemu_nbd(&s, dir, img, "raw"));
-			struct st_run r = collect(&e.t, n);
+			struct st_run r = st_collect(&e.t, n);
 			ST_REPORT(r);
 			total.ok += r.ok;
 			total.ioerr += r.ioerr + r.other + r.hangs;
@@ -340,8 +283,8 @@ VT_CASE(server_gone_past_delay)
 	VT_REQUIRE(qemu_nbd(&s, dir, img, "raw"));
 	if (vhu_start(&e, &s, 1, (const char *[]){"--reconnect-delay", "1", NULL})) {
 		srv_kill(&s, SIGKILL);
-		unsigned n = submit_writes(&e.t, 0, 8, 5);
-		struct st_run r = collect(&e.t, n);
+		unsigned n = st_submit_writes(&e.t, 0, 8, 5);
+		struct st_run r = st_collect(&e.t, n);
 		ST_REPORT(r);
 		VT_EQ(r.ioerr, 8);
 		VT_CHECK(strstr(blkt_slurp(e.d.err), "the guest gets an I/O error") != NULL);

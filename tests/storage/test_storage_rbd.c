@@ -128,19 +128,6 @@ VT_CASE(rbd_4q)
 	rw_case(4);
 }
 
-static bool all_zero(struct blkt *t, uint64_t off, uint64_t len)
-{
-	uint8_t buf[65536];
-	for (uint64_t o = off; o < off + len; o += sizeof(buf)) {
-		if (blkt_io(t, 0, VIRTIO_BLK_T_IN, o / 512, buf, sizeof(buf)) != 0)
-			return false;
-		for (unsigned i = 0; i < sizeof(buf); i++)
-			if (buf[i])
-				return false;
-	}
-	return true;
-}
-
 VT_CASE(rbd_discard_zeroes_writethrough)
 {
 	char img[32], sp[256];
@@ -157,9 +144,9 @@ VT_CASE(rbd_discard_zeroes_writethrough)
 		VT_EQ(st_dz(&e.t, 2, VIRTIO_BLK_T_WRITE_ZEROES, 3 * MIB, MIB, true), 0);
 		/* a whole 4 MiB object discarded reads as zeroes */
 		VT_EQ(st_dz(&e.t, 3, VIRTIO_BLK_T_DISCARD, 8 * MIB, 4 * MIB, false), 0);
-		VT_CHECK(all_zero(&e.t, 1 * MIB, MIB));
-		VT_CHECK(all_zero(&e.t, 3 * MIB, MIB));
-		VT_CHECK(all_zero(&e.t, 8 * MIB, 4 * MIB));
+		VT_CHECK(st_all_zero(&e.t, 1 * MIB, MIB));
+		VT_CHECK(st_all_zero(&e.t, 3 * MIB, MIB));
+		VT_CHECK(st_all_zero(&e.t, 8 * MIB, 4 * MIB));
 		struct st_run r = st_pattern(&e.t, false, 2 * MIB, MIB, 65536, 4);
 		VT_EQ(r.mismatches, 0);
 		VT_EQ(r.ok, MIB / 65536);
@@ -291,40 +278,6 @@ VT_CASE(rbd_resize_reaches_the_front_end)
 	close(sv[1]);
 }
 
-/* Submit n 64 KiB writes at start, spread over the queues, no waiting. */
-static unsigned submit_writes(struct blkt *t, uint64_t start, unsigned n, unsigned seed)
-{
-	unsigned sent = 0;
-	for (unsigned i = 0; i < n; i++) {
-		unsigned q = i % t->nq, s = i / t->nq;
-		struct blkt_slot *sl = &t->slots[q][s];
-		uint64_t off = start + (uint64_t)i * 65536;
-		for (uint32_t b = 0; b < 65536; b++)
-			sl->data[b] = blkt_pattern(off + b, seed);
-		if (blkt_submit(t, q, s, VIRTIO_BLK_T_OUT, off / 512, 65536) >= 0)
-			sent++;
-	}
-	return sent;
-}
-
-static struct st_run collect(struct blkt *t, unsigned n)
-{
-	struct st_run r = {0};
-	for (unsigned i = 0; i < n; i++) {
-		unsigned q;
-		int s = st_wait_any(t, &q, ST_HANG_MS);
-		if (s < 0) {
-			r.hangs = n - i;
-			break;
-		}
-		uint8_t st = *t->slots[q][s].st;
-		r.ok += st == VIRTIO_BLK_S_OK;
-		r.ioerr += st == VIRTIO_BLK_S_IOERR;
-		r.other += st != VIRTIO_BLK_S_OK && st != VIRTIO_BLK_S_IOERR;
-	}
-	return r;
-}
-
 static int osd_pid(void)
 {
 	char path[160];
@@ -355,14 +308,14 @@ VT_CASE(rbd_osd_stopped_requests_wait)
 		struct st_run w0 = st_pattern(&e.t, true, 0, 65536, 65536, 41);
 		VT_EQ(w0.ok, 1);
 		VT_REQUIRE(kill(osd, SIGSTOP) == 0);
-		unsigned n = submit_writes(&e.t, 0, 48, 41);
+		unsigned n = st_submit_writes(&e.t, 0, 48, 41);
 		VT_EQ(n, 48);
 		st_sleep_ms(1500);
 		unsigned q;
 		/* the OSD cannot have answered: nothing may be acknowledged */
 		VT_EQ(st_wait_any(&e.t, &q, 0), -ETIMEDOUT);
 		VT_REQUIRE(kill(osd, SIGCONT) == 0);
-		struct st_run r = collect(&e.t, n);
+		struct st_run r = st_collect(&e.t, n);
 		ST_REPORT(r);
 		VT_EQ(r.ok, 48);
 		struct st_run v = st_pattern(&e.t, false, 0, 48 * 65536, 65536, 41);
@@ -391,8 +344,8 @@ VT_CASE(rbd_osd_stopped_with_timeout_fails_then_recovers)
 		struct st_run w0 = st_pattern(&e.t, true, 0, MIB, 65536, 51);
 		VT_EQ(w0.ok, 16);
 		VT_REQUIRE(kill(osd, SIGSTOP) == 0);
-		unsigned n = submit_writes(&e.t, 0, 8, 52);
-		struct st_run r = collect(&e.t, n);
+		unsigned n = st_submit_writes(&e.t, 0, 8, 52);
+		struct st_run r = st_collect(&e.t, n);
 		ST_REPORT(r);
 		VT_EQ(r.ioerr, 8);
 		VT_REQUIRE(kill(osd, SIGCONT) == 0);
