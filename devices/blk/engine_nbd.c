@@ -55,6 +55,7 @@ struct nbd_conn {
 	struct blk_worker *w;
 	struct nbd_handle *h; /* NULL while down */
 	bool ready;           /* connected and handshaken */
+	bool failed;          /* a libnbd call failed: its message in last_err */
 	int ep;               /* epoll set: h's socket + timer (the listener) */
 	int tfd;              /* reconnect timer */
 	int fd;               /* h's socket as registered in ep, or -1 */
@@ -280,8 +281,15 @@ static bool write_through(const struct blk_dev *d, const struct blk_req *r)
 	       !atomic_load_explicit(&d->wce, memory_order_relaxed);
 }
 
-static void command_failed(struct blk_req *r)
+static void note_failure(struct nbd_conn *c)
 {
+	keep_err("unknown error");
+	c->failed = true;
+}
+
+static void command_failed(struct nbd_conn *c, struct blk_req *r)
+{
+	note_failure(c);
 	int e = nbd_get_errno();
 	int none = 0;
 	atomic_compare_exchange_strong(&r->eng_err, &none, -(e ? e : EIO));
@@ -302,7 +310,7 @@ static int64_t zero_by_writes(struct nbd_conn *c, struct blk_req *r, const struc
 			atomic_fetch_add(&r->eng_left, 1);
 		}
 		if (nbd_aio_pwrite(c->h, zeroes, n, s->offset + done, cb, fua) < 0) {
-			command_failed(r);
+			command_failed(c, r);
 			return -1;
 		}
 		done += n;
@@ -343,7 +351,7 @@ static int64_t command(struct nbd_conn *c, struct blk_req *r, unsigned i, uint64
 		break;
 	}
 	if (rc < 0)
-		command_failed(r);
+		command_failed(c, r);
 	return rc;
 }
 
@@ -451,6 +459,7 @@ static void conn_lost(struct nbd_conn *c, const char *why)
 		        "wait up to %u s",
 		        c->w->index, ND(d)->name, why, d->opts.reconnect_delay_s);
 	c->ready = false;
+	c->failed = false;
 	if (c->fd >= 0)
 		epoll_ctl(c->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	c->fd = -1;
@@ -525,7 +534,10 @@ static void try_reconnect(struct nbd_conn *c)
 static void follow(struct nbd_conn *c)
 {
 	if (c->h && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))) {
-		keep_err("the server closed the connection");
+		/* The failing call's message, if one failed since the last
+		 * look (libnbd's is per thread and outlives the call). */
+		if (!c->failed)
+			snprintf(last_err, sizeof(last_err), "the server closed the connection");
 		if (!c->ready) {
 			c->attempts++;
 			c->backoff_ms = next_backoff(c->w->dev, c->backoff_ms);
@@ -578,9 +590,11 @@ static void nbd_reap(struct blk_worker *w)
 		if (!c->h)
 			continue;
 		if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			nbd_aio_notify_read(c->h);
-		if (c->h && (ev[i].events & EPOLLOUT) && !nbd_aio_is_dead(c->h))
-			nbd_aio_notify_write(c->h);
+			if (nbd_aio_notify_read(c->h) < 0)
+				note_failure(c);
+		if (c->h && (ev[i].events & EPOLLOUT) && !nbd_aio_is_dead(c->h) &&
+		    nbd_aio_notify_write(c->h) < 0)
+			note_failure(c);
 	}
 	follow(c);
 }
