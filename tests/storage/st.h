@@ -258,6 +258,31 @@ static inline bool st_all_zero(struct blkt *t, uint64_t off, uint64_t len)
 	return zero;
 }
 
+static inline void st_report(const char *what, struct st_run r)
+{
+	fprintf(stderr, "# %s: ok %u ioerr %u other %u mismatches %u hangs %u\n", what, r.ok,
+	        r.ioerr, r.other, r.mismatches, r.hangs);
+}
+
+/* The whole disk (`bytes`, nq queues): capacity and queue count in the
+ * config space, pattern `seed` written in 64 KiB requests, flushed, read
+ * back in 4 KiB requests and checked. */
+static inline void st_fill_and_verify(struct blkt *t, uint64_t bytes, unsigned nq, unsigned seed)
+{
+	struct virtio_blk_config cfg;
+	VT_EQ(blkt_config(t, &cfg), 0);
+	VT_EQ(cfg.capacity, bytes / 512);
+	VT_EQ(cfg.num_queues, nq);
+	struct st_run w = st_pattern(t, true, 0, bytes, 65536, seed);
+	st_report("write", w);
+	VT_EQ(w.ok, bytes / 65536);
+	VT_EQ(blkt_io(t, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_OK);
+	struct st_run r = st_pattern(t, false, 0, bytes, 4096, seed);
+	st_report("read", r);
+	VT_EQ(r.ok, bytes / 4096);
+	VT_EQ(r.mismatches, 0);
+}
+
 #define ST_REPORT(r)                                                                               \
 	fprintf(stderr, "# ok %u ioerr %u other %u mismatches %u hangs %u\n", (r).ok, (r).ioerr,   \
 	        (r).other, (r).mismatches, (r).hangs)

@@ -109,17 +109,7 @@ static void rw_case(unsigned nq, bool qcow2)
 	VT_REQUIRE(st_sh("qemu-img create -q -f %s %s 16M", qcow2 ? "qcow2" : "raw", img) == 0);
 	VT_REQUIRE(qemu_nbd(&s, dir, img, qcow2 ? "qcow2" : "raw"));
 	if (vhu_start(&e, &s, nq, NULL)) {
-		struct virtio_blk_config cfg;
-		VT_EQ(blkt_config(&e.t, &cfg), 0);
-		VT_EQ(cfg.capacity, IMG_SIZE / 512);
-		struct st_run w = st_pattern(&e.t, true, 0, IMG_SIZE, 65536, 7);
-		ST_REPORT(w);
-		VT_EQ(w.ok, IMG_SIZE / 65536);
-		VT_EQ(blkt_io(&e.t, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_OK);
-		struct st_run r = st_pattern(&e.t, false, 0, IMG_SIZE, 4096, 7);
-		ST_REPORT(r);
-		VT_EQ(r.ok, IMG_SIZE / 4096);
-		VT_EQ(r.mismatches, 0);
+		st_fill_and_verify(&e.t, IMG_SIZE, nq, 7);
 	} else {
 		VT_CHECK(!"vhu-blk did not start");
 	}

@@ -99,18 +99,7 @@ static void rw_case(unsigned nq)
 	VT_REQUIRE(image(img, sizeof(img), IMG_SIZE));
 	spec(sp, sizeof(sp), img, NULL);
 	if (vhu_start(&e, sp, nq, 0)) {
-		struct virtio_blk_config cfg;
-		VT_EQ(blkt_config(&e.t, &cfg), 0);
-		VT_EQ(cfg.capacity, IMG_SIZE / 512);
-		VT_EQ(cfg.num_queues, nq);
-		struct st_run w = st_pattern(&e.t, true, 0, IMG_SIZE, 65536, 21);
-		ST_REPORT(w);
-		VT_EQ(w.ok, IMG_SIZE / 65536);
-		VT_EQ(blkt_io(&e.t, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_OK);
-		struct st_run r = st_pattern(&e.t, false, 0, IMG_SIZE, 4096, 21);
-		ST_REPORT(r);
-		VT_EQ(r.ok, IMG_SIZE / 4096);
-		VT_EQ(r.mismatches, 0);
+		st_fill_and_verify(&e.t, IMG_SIZE, nq, 21);
 	} else {
 		VT_CHECK(!"vhu-blk did not start");
 	}
