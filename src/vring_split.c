@@ -242,9 +242,17 @@ static int split_start(struct vhu_vring *vr)
 		if (ret)
 			return ret;
 	}
-	if ((uint16_t)(vr->last_avail_idx - vr->used_idx) > vr->num)
-		VHU_LOGW("vring %u: avail index %u and used index %u are inconsistent", vr->index,
-		         vr->last_avail_idx, vr->used_idx);
+	if ((uint16_t)(vr->last_avail_idx - vr->used_idx) > vr->num) {
+		/* An impossible base (more than a ring ahead of the used
+		 * index).  DPDK's virtio-user sends 0 when it reconnects in
+		 * server mode, its ring going on where it was: resume at the
+		 * used index, as DPDK's vhost library does; chains taken and
+		 * not completed are handed out again. */
+		VHU_LOGW("vring %u: base %u is more than the ring size ahead of the used index "
+		         "%u; resuming at the used index",
+		         vr->index, vr->last_avail_idx, vr->used_idx);
+		vr->last_avail_idx = vr->shadow_avail_idx = vr->used_idx;
+	}
 	/* A previous back end may have left kicks suppressed. */
 	__atomic_store_n(&used(vr)->flags, 0, __ATOMIC_RELAXED);
 	log_used_now(vr, 0, 2);

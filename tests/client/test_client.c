@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dev.h" /* d->serving: a connect() is running */
 #include "echo.h"
 #include "vt.h"
 
@@ -361,6 +362,7 @@ VT_CASE(stop_while_waiting_or_serving)
 	VT_REQUIRE(cenv_init(&c, 1) == 0);
 	VT_REQUIRE(vhu_daemon_new(&c.d, &echo_ops, &c.dev, &slow) == 0);
 	VT_REQUIRE(pthread_create(&th, NULL, connect_thread, &c) == 0);
+	VT_CHECK(WAIT_UNTIL(atomic_load(&c.d->serving), 5000));
 	usleep(50 * 1000); /* first attempt failed, now in a 60 s wait */
 	VT_EQ(vhu_daemon_connect(c.d, c.path), -EBUSY);
 	VT_EQ(vhu_daemon_serve(c.d, c.path), -EBUSY);

@@ -857,6 +857,32 @@ VT_CASE(stop_and_restart_keep_position)
 	rig_fini(&r);
 }
 
+/* A base that cannot be right (more than the ring size ahead of the used
+ * index: DPDK's virtio-user sends 0, "no reservation", when it reconnects
+ * in server mode, its ring going on where it was): the ring resumes at the
+ * used index, as DPDK's vhost library does; what was taken and not
+ * completed is handed out again. */
+VT_CASE(impossible_base_resumes_at_used_index)
+{
+	struct rig r;
+
+	VT_REQUIRE(rig_init(&r, 8, F_BASE) == 0);
+	for (uint16_t i = 0; i < 10; i++) /* used index 10, past one lap */
+		one_request(&r, i % 8);
+	drv_desc(&r.a, 2, BUF(2), 8, TD_WRITE, 0);
+	drv_publish(&r.a, 2);
+	VT_EQ(pop(&r), 1); /* taken, never completed */
+	vhu_vring_stop(&r.va);
+	r.va.base = 0;
+	VT_EQ(vhu_vring_start(&r.va, r.g.mem, F_BASE), 0);
+	VT_EQ(pop(&r), 1);
+	VT_EQ(r.c.id, 2);
+	VT_EQ(vhu_vring_push(&r.va, &r.c, 1), 0);
+	VT_EQ(drv_used_idx(&r.a), 11);
+	VT_CHECK(!vhu_vring_failed(&r.va));
+	rig_fini(&r);
+}
+
 VT_CASE(remap_to_new_snapshot)
 {
 	struct rig r;
