@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzz target: the split-ring descriptor walker (direct chains, indirect
- * tables, EVENT_IDX, inflight recovery, dirty logging, pop/push/unpop)
+ * tables, EVENT_IDX, inflight recovery, dirty logging, pop/burst/push/unpop)
  * over a guest memory image and ring taken from the input (see fz.h).
  *
  * Checks: every iovec handed out lies inside a guest memory region and the
@@ -70,6 +70,42 @@ static void push_checked(struct fz_guest *g, const struct vhu_chain *c, uint32_t
 		FZ_ASSERT(vhu_vring_push(&g->vr, c, written) == -EINVAL);
 }
 
+/* Burst mode (ops bit 4): take chains with vhu_vring_pop_burst() in
+ * bursts of 1 to 8, check every one and push them all. */
+static void run_burst(struct fz_guest *g, bool *seen_fail)
+{
+	struct vhu_vring *vr = &g->vr;
+	unsigned iovmax = g->h.iovmax % IOV_MAX_FZ + 1;
+
+	for (unsigned it = 0; it < 3 * vr->num + 8; it++) {
+		unsigned want = 1 + (g->h.ops + it) % 8;
+		struct vhu_chain *p[8];
+		int r;
+
+		for (unsigned i = 0; i < want; i++) {
+			held[i] = (struct vhu_chain){.iov = held_iov[i], .iov_max = iovmax};
+			p[i] = &held[i];
+		}
+		r = vhu_vring_pop_burst(vr, p, want);
+		if (r == -EIO) {
+			check_failed(g, seen_fail);
+			break;
+		}
+		if (r == 0)
+			break;
+		if (r == -E2BIG) {
+			FZ_ASSERT(held[0].id < vr->num);
+			push_checked(g, &held[0], 0, false);
+			continue;
+		}
+		FZ_ASSERT(r >= 1 && (unsigned)r <= want);
+		for (int i = 0; i < r; i++)
+			check_chain(g, &held[i], iovmax);
+		for (int i = 0; i < r; i++)
+			push_checked(g, &held[i], (uint32_t)held[i].in_len, i & 1);
+	}
+}
+
 /* Pop until empty or failed, pushing as the ops bits say.  Returns the
  * number of chains still held (not pushed). */
 static unsigned run(struct fz_guest *g, bool *seen_fail)
@@ -77,6 +113,11 @@ static unsigned run(struct fz_guest *g, bool *seen_fail)
 	struct vhu_vring *vr = &g->vr;
 	unsigned iovmax = g->h.iovmax % IOV_MAX_FZ + 1, nheld = 0, step = 0;
 	uint8_t ops = g->h.ops;
+
+	if (ops & 0x10) {
+		run_burst(g, seen_fail);
+		return 0;
+	}
 
 	for (unsigned it = 0; it < 3 * vr->num + 8; it++) {
 		struct vhu_chain *c = &held[nheld];

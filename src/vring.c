@@ -183,24 +183,37 @@ bool vhu_vring_budget(struct vhu_vring *vr, bool arm)
 	return exhausted;
 }
 
-int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)
+int vhu_vring_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *chains, unsigned n)
 {
 	int r;
 
 	if (vhu_vring_failed(vr))
 		return -EIO;
-	if (!serving(vr))
+	if (!serving(vr) || !n)
 		return 0;
 	if (vr->budget_owner != vhu_tl_worker)
-		return vr->ops->pop(vr, c);
-	if (vr->cb_limited && vr->cb_pops >= CB_BUDGET(vr)) {
-		vr->cb_exhausted = true;
-		return 0;
+		return vr->ops->pop_burst(vr, chains, n);
+	if (vr->cb_limited) {
+		uint32_t left = CB_BUDGET(vr) - vr->cb_pops;
+
+		if (vr->cb_pops >= CB_BUDGET(vr)) {
+			vr->cb_exhausted = true;
+			return 0;
+		}
+		if (n > left)
+			n = left;
 	}
-	r = vr->ops->pop(vr, c);
-	if (r != 0)
+	r = vr->ops->pop_burst(vr, chains, n);
+	if (r > 0)
+		vr->cb_pops += (uint32_t)r;
+	else if (r == -E2BIG)
 		vr->cb_pops++;
 	return r;
+}
+
+int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)
+{
+	return vhu_vring_pop_burst(vr, &c, 1);
 }
 
 int vhu_vring_push(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written)

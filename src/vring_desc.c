@@ -48,12 +48,14 @@ int vhu_vring_alloc_state(struct vhu_vring *vr)
 	return 0;
 }
 
-void vhu_vring_count_request(struct vhu_vring *vr)
+void vhu_vring_count_requests(struct vhu_vring *vr, unsigned n)
 {
 	/* Only the ring's worker pops: a plain read-modify-write suffices. */
-	atomic_store_explicit(&vr->stats.requests,
-	                      atomic_load_explicit(&vr->stats.requests, memory_order_relaxed) + 1,
-	                      memory_order_relaxed);
+	if (n)
+		atomic_store_explicit(
+		    &vr->stats.requests,
+		    atomic_load_explicit(&vr->stats.requests, memory_order_relaxed) + n,
+		    memory_order_relaxed);
 }
 
 /* ---- dirty logging ------------------------------------------------------ */

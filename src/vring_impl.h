@@ -20,7 +20,8 @@ struct vhu_vring_ops {
 	int (*map)(struct vhu_vring *vr, const struct vhu_mem *mem);
 	/* Adopt base/used index, recover inflight state. Rings are mapped. */
 	int (*start)(struct vhu_vring *vr);
-	int (*pop)(struct vhu_vring *vr, struct vhu_chain *c);
+	/* Up to n chains (vhu_vring_pop_burst semantics; n >= 1). */
+	int (*pop_burst)(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n);
 	int (*push)(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written);
 	/* Optional: push n chains, publish the used index once; returns how
 	 * many were pushed (a prefix).  NULL: vring.c loops over push. */
@@ -78,8 +79,8 @@ void vhu_vring_log_ring(struct vhu_vring *vr, struct vhu_log_cache *lc, const vo
                         uint64_t len);
 void vhu_vring_log_flush(struct vhu_vring *vr, struct vhu_log_cache *lc);
 
-/* Count one popped chain. */
-void vhu_vring_count_request(struct vhu_vring *vr);
+/* Count n popped chains. */
+void vhu_vring_count_requests(struct vhu_vring *vr, unsigned n);
 
 /*
  * Walking one chain into a struct vhu_chain, descriptor by descriptor.

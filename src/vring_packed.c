@@ -421,20 +421,9 @@ static bool packed_has_avail(struct vhu_vring *vr)
 	return desc_avail(flags, vr->avail_wrap);
 }
 
-static int packed_pop(struct vhu_vring *vr, struct vhu_chain *c)
+/* Commit a walked chain of `slots` ring descriptors. */
+static void take_chain(struct vhu_vring *vr, const struct vhu_chain *c, uint16_t slots)
 {
-	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
-	uint16_t slots = 0;
-	int ret;
-
-	if (unlikely(!mem))
-		return 0;
-	/* Acquire: the chain's descriptors are read after the head's flags. */
-	if (!packed_has_avail(vr))
-		return 0;
-	ret = map_chain(vr, mem, c, &slots);
-	if (ret == -EIO)
-		return ret;
 	advance(vr, &vr->last_avail_idx, &vr->avail_wrap, slots);
 	vr->shadow_avail_idx = vr->last_avail_idx;
 	vr->avail_slots = (uint16_t)(vr->avail_slots + slots);
@@ -447,10 +436,39 @@ static int packed_pop(struct vhu_vring *vr, struct vhu_chain *c)
 	if (vr->avail_pops < vr->num)
 		vr->avail_pops++;
 	vr->inuse++;
-	if (vr->event_idx && !vr->notify_disabled)
+}
+
+/* Up to n chains, in ring order; the same commit rule as split rings: an
+ * -E2BIG chain after the first ends the burst uncommitted.  The device
+ * event area and the request counter are written once per burst. */
+static int packed_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n)
+{
+	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
+	bool e2big = false;
+	unsigned k = 0;
+
+	if (unlikely(!mem))
+		return 0;
+	/* Acquire: a chain's descriptors are read after its head's flags. */
+	while (k < n && packed_has_avail(vr)) {
+		uint16_t slots = 0;
+		int ret = map_chain(vr, mem, cs[k], &slots);
+
+		if (ret == -EIO)
+			return ret;
+		if (ret == -E2BIG && k)
+			break;
+		take_chain(vr, cs[k], slots);
+		k++;
+		if (ret == -E2BIG) {
+			e2big = true;
+			break;
+		}
+	}
+	if (k && vr->event_idx && !vr->notify_disabled)
 		write_device_ev(vr, EV_DESC);
-	vhu_vring_count_request(vr);
-	return ret ? ret : 1;
+	vhu_vring_count_requests(vr, k);
+	return e2big ? -E2BIG : (int)k;
 }
 
 /* ---- push / unpop ----------------------------------------------------------- */
@@ -613,7 +631,7 @@ const struct vhu_vring_ops vhu_packed_ops = {
     .name = "packed",
     .map = packed_map,
     .start = packed_start,
-    .pop = packed_pop,
+    .pop_burst = packed_pop_burst,
     .push = packed_push,
     .unpop = packed_unpop,
     .need_notify = packed_need_notify,

@@ -271,27 +271,57 @@ static int split_start(struct vhu_vring *vr)
 
 /* ---- pop ------------------------------------------------------------------ */
 
-/* Walk the chain at head into c.  0, -E2BIG, or -EIO (ring failed). */
-static int map_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head,
-                     struct vhu_chain *c)
+/* A buffer the one-region fast path could not map: it spans regions or
+ * lies outside guest memory, or the iovecs ran out (then it is only
+ * validated and *e2big set).  NULL or why the chain is malformed. */
+static const char *map_slow(struct vhu_vring *vr, const struct vhu_mem *mem, struct vhu_chain *c,
+                            uint32_t *niov, bool *e2big, uint64_t addr, uint32_t len)
 {
-	const uint8_t *table = vr->desc;
-	uint32_t max = vr->num, i = head, seen = 0;
-	bool indirect = false;
-	struct vhu_walk w;
+	int n;
+
+	if (!*e2big && c->iov && *niov < c->iov_max) {
+		n = vhu_mem_gpa_to_iov_hint(mem, addr, len, c->iov + *niov, c->iov_max - *niov,
+		                            &vr->region_hint);
+		if (n >= 0) {
+			*niov += (uint32_t)n;
+			return NULL;
+		}
+		if (n != -ENOBUFS)
+			return "descriptor outside guest memory";
+	}
+	*e2big = true;
+	n = vhu_mem_gpa_to_iov_hint(mem, addr, len, NULL, 0, &vr->region_hint);
+	return n < 0 ? "descriptor outside guest memory" : NULL;
+}
+
+/*
+ * Walk the chain at head into c: direct descriptors, or one indirect table
+ * (not nested).  Every descriptor is read once into a local, then checked
+ * (loops, next index, readable after writable, address + length wrapping,
+ * outside guest memory); past c->iov_max buffers are only validated.
+ * 0, -E2BIG, or -EIO (ring failed).  The ring state is not touched: the
+ * caller commits the chain.
+ */
+static inline int walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head,
+                             struct vhu_chain *c)
+{
+	const struct vdesc *table = vr->desc;
+	uint32_t max = vr->num, i = head, seen = 0, niov = 0, nout = 0;
+	uint32_t iov_max = c->iov ? c->iov_max : 0;
+	uint64_t out_len = 0, in_len = 0;
+	uint16_t ndesc = 0;
+	bool indirect = false, writable = false, e2big = false;
 	const char *why;
 
-	c->id = head;
-	vhu_walk_begin(&w, c);
 	for (;;) {
 		struct vdesc d;
 
 		if (unlikely(++seen > max))
 			return split_fail(vr, "descriptor chain loops or exceeds the ring size");
-		memcpy(&d, table + 16 * (size_t)i, sizeof(d));
+		memcpy(&d, &table[i], sizeof(d));
 		compiler_barrier();
+		ndesc++;
 		if (unlikely(d.flags & DESC_F_INDIRECT)) {
-			w.ndesc++;
 			table = vhu_walk_indirect(vr, mem, indirect, d.flags, d.addr, d.len, &why);
 			if (!table)
 				return split_fail(vr, why);
@@ -300,16 +330,45 @@ static int map_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t h
 			indirect = true;
 			continue;
 		}
-		why = vhu_walk_buf(vr, mem, &w, c, d.addr, d.len, d.flags & DESC_F_WRITE);
-		if (unlikely(why != NULL))
-			return split_fail(vr, why);
+		if (d.flags & DESC_F_WRITE) {
+			writable = true;
+			in_len += d.len;
+		} else {
+			if (unlikely(writable))
+				return split_fail(vr, "readable descriptor after a writable one");
+			out_len += d.len;
+		}
+		if (d.len) {
+			void *p;
+
+			if (unlikely(d.addr + (d.len - 1) < d.addr))
+				return split_fail(vr, "descriptor address + length wraps");
+			p = likely(niov < iov_max) && !e2big
+			        ? vhu_mem_gpa_hint(mem, d.addr, d.len, &vr->region_hint)
+			        : NULL;
+			if (likely(p != NULL)) {
+				c->iov[niov].iov_base = p;
+				c->iov[niov].iov_len = d.len;
+				niov++;
+			} else if ((why = map_slow(vr, mem, c, &niov, &e2big, d.addr, d.len))) {
+				return split_fail(vr, why);
+			}
+		}
+		if (!writable)
+			nout = niov;
 		if (!(d.flags & DESC_F_NEXT))
 			break;
 		i = d.next;
 		if (unlikely(i >= max))
 			return split_fail(vr, "descriptor next index out of range");
 	}
-	return vhu_walk_end(&w, c);
+	c->id = head;
+	c->ndesc = ndesc;
+	c->out_len = out_len;
+	c->in_len = in_len;
+	c->out_num = e2big ? 0 : nout;
+	c->in_num = e2big ? 0 : niov - nout;
+	return e2big ? -E2BIG : 0;
 }
 
 static inline void mark_popped(struct vhu_vring *vr, uint16_t head, bool record)
@@ -324,20 +383,9 @@ static inline void mark_popped(struct vhu_vring *vr, uint16_t head, bool record)
 	}
 }
 
-static int finish_pop(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head,
-                      struct vhu_chain *c)
-{
-	int ret = map_chain(vr, mem, head, c);
-
-	if (ret == -EIO)
-		return ret;
-	vhu_vring_count_request(vr);
-	return ret ? ret : 1;
-}
-
 /* Descriptors the driver wrote on another CPU are a cache miss each; ask
  * for the one POP_AHEAD entries on while this one is walked, so that the
- * misses of a batch overlap instead of running back to back. */
+ * misses of a burst overlap instead of running back to back. */
 #define POP_AHEAD 4
 static inline void prefetch_ahead(const struct vhu_vring *vr, uint16_t idx)
 {
@@ -346,51 +394,109 @@ static inline void prefetch_ahead(const struct vhu_vring *vr, uint16_t idx)
 		                             __ATOMIC_RELAXED);
 
 		if (h < vr->num)
-			__builtin_prefetch((const uint8_t *)vr->desc + 16 * (size_t)h);
+			__builtin_prefetch(&((const struct vdesc *)vr->desc)[h]);
 	}
 }
 
-static int split_pop(struct vhu_vring *vr, struct vhu_chain *c)
+/* Chains the driver published and we have not taken: one acquire load of
+ * the avail index when the shadow copy is used up.  -EIO if it moved by
+ * more than the ring size. */
+static inline int avail_count(struct vhu_vring *vr)
 {
-	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
-	uint16_t head, pos;
+	uint16_t idx;
 
-	if (unlikely(!mem))
-		return 0;
-	if (unlikely(vr->resubmit_pos < vr->nresubmit)) {
-		head = vr->resubmit[vr->resubmit_pos++];
-		mark_popped(vr, head, false);
-		return finish_pop(vr, mem, head, c);
-	}
-	if (vr->last_avail_idx == vr->shadow_avail_idx) {
-		/* Acquire: ring entries and descriptors are read after idx. */
-		uint16_t idx = __atomic_load_n(&avail(vr)->idx, __ATOMIC_ACQUIRE);
+	if (vr->last_avail_idx != vr->shadow_avail_idx)
+		return (uint16_t)(vr->shadow_avail_idx - vr->last_avail_idx);
+	/* Acquire: ring entries and descriptors are read after idx. */
+	idx = __atomic_load_n(&avail(vr)->idx, __ATOMIC_ACQUIRE);
+	if (unlikely((uint16_t)(idx - vr->last_avail_idx) > vr->num))
+		return split_fail(vr, "avail index moved by more than the ring size");
+	vr->shadow_avail_idx = idx;
+	for (uint16_t k = 0; k < POP_AHEAD && k < (uint16_t)(idx - vr->last_avail_idx); k++)
+		prefetch_ahead(vr, (uint16_t)(vr->last_avail_idx + k));
+	return (uint16_t)(idx - vr->last_avail_idx);
+}
 
-		if (unlikely((uint16_t)(idx - vr->last_avail_idx) > vr->num))
-			return split_fail(vr, "avail index moved by more than the ring size");
-		vr->shadow_avail_idx = idx;
-		if (idx == vr->last_avail_idx)
-			return 0;
-		for (uint16_t i = 1; i < POP_AHEAD; i++)
-			prefetch_ahead(vr, (uint16_t)(vr->last_avail_idx + i));
-	}
-	prefetch_ahead(vr, (uint16_t)(vr->last_avail_idx + POP_AHEAD));
-	pos = vr->last_avail_idx & (uint16_t)(vr->num - 1);
-	head = __atomic_load_n(&avail(vr)->ring[pos], __ATOMIC_RELAXED);
-	if (unlikely(head >= vr->num))
-		return split_fail(vr, "avail ring head index out of range");
-	if (unlikely(vr->head_state[head]))
-		return split_fail(vr, "avail ring head already in use");
+/* Commit a walked avail chain: head state, avail position, inflight. */
+static inline void take_avail(struct vhu_vring *vr, uint16_t pos, uint16_t head)
+{
 	vr->avail_heads[pos] = head;
 	vr->last_avail_idx++;
 	if (vr->avail_pops < vr->num)
 		vr->avail_pops++;
 	mark_popped(vr, head, true);
-	if (vr->event_idx && !vr->notify_disabled) {
+}
+
+/*
+ * Up to n chains: resubmissions (after a reconnect) first, then the avail
+ * ring.  A chain is committed only once it walked cleanly, or with
+ * -E2BIG as the first of the burst (consumed, as vhu_vring_pop() does);
+ * an -E2BIG chain later in the burst ends it uncommitted, so that the next
+ * call returns it first.  The request counter and the EVENT_IDX
+ * avail_event are written once per burst.
+ */
+static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n)
+{
+	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
+	uint16_t mask = (uint16_t)(vr->num - 1);
+	unsigned k = 0, from_avail = 0;
+	bool e2big = false;
+	int ret, avail_n;
+
+	if (unlikely(!mem))
+		return 0;
+	while (unlikely(vr->resubmit_pos < vr->nresubmit) && k < n) {
+		uint16_t head = vr->resubmit[vr->resubmit_pos];
+
+		ret = walk_chain(vr, mem, head, cs[k]);
+		if (ret == -EIO)
+			return ret;
+		if (ret == -E2BIG && k)
+			goto done;
+		vr->resubmit_pos++;
+		mark_popped(vr, head, false);
+		k++;
+		if (ret == -E2BIG) {
+			e2big = true;
+			goto done;
+		}
+	}
+	if (k == n)
+		goto done;
+	avail_n = avail_count(vr);
+	if (unlikely(avail_n < 0))
+		return avail_n;
+	if ((unsigned)avail_n > n - k)
+		avail_n = (int)(n - k);
+	for (int j = 0; j < avail_n; j++) {
+		uint16_t pos = vr->last_avail_idx & mask;
+		uint16_t head = __atomic_load_n(&avail(vr)->ring[pos], __ATOMIC_RELAXED);
+
+		prefetch_ahead(vr, (uint16_t)(vr->last_avail_idx + POP_AHEAD));
+		if (unlikely(head >= vr->num))
+			return split_fail(vr, "avail ring head index out of range");
+		if (unlikely(vr->head_state[head]))
+			return split_fail(vr, "avail ring head already in use");
+		ret = walk_chain(vr, mem, head, cs[k]);
+		if (ret == -EIO)
+			return ret;
+		if (ret == -E2BIG && k)
+			break;
+		take_avail(vr, pos, head);
+		k++;
+		from_avail++;
+		if (ret == -E2BIG) {
+			e2big = true;
+			break;
+		}
+	}
+	if (from_avail && vr->event_idx && !vr->notify_disabled) {
 		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
 		log_used_now(vr, 4 + 8 * (uint64_t)vr->num, 2);
 	}
-	return finish_pop(vr, mem, head, c);
+done:
+	vhu_vring_count_requests(vr, k);
+	return e2big ? -E2BIG : (int)k;
 }
 
 /* ---- push / unpop ----------------------------------------------------------- */
@@ -590,7 +696,7 @@ const struct vhu_vring_ops vhu_split_ops = {
     .name = "split",
     .map = split_map,
     .start = split_start,
-    .pop = split_pop,
+    .pop_burst = split_pop_burst,
     .push = split_push,
     .push_batch = split_push_batch,
     .unpop = split_unpop,

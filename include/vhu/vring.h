@@ -102,6 +102,25 @@ size_t vhu_chain_write(const struct vhu_chain *c, size_t off, const void *buf, s
 int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c);
 
 /*
+ * Take up to n available chains at once: chains[i] is filled as by
+ * vhu_vring_pop() (each with its own iov/iov_max; the array of pointers
+ * is only read).  Cheaper per chain than n pops: the avail index is read
+ * once, the descriptors of the chains ahead are prefetched while one is
+ * walked, and the counters, the per-callback budget and (EVENT_IDX) the
+ * avail event are updated once per burst.  Every chain goes through the
+ * same hostile-input checks as vhu_vring_pop().
+ * Returns the number of chains taken, in ring order (0 if the ring is
+ * empty, stopped or disabled, or n is 0); -E2BIG if the first chain needs
+ * more than chains[0]->iov_max iovecs (consumed as with vhu_vring_pop():
+ * push it back with written = 0; no other chain taken); a chain after the
+ * first that would not fit ends the burst before it, so that the next call
+ * reports it; -EIO if the ring is or becomes failed (malformed input, as
+ * with vhu_vring_pop(); chains taken before the failure in the same call
+ * are lost with the ring).  Same thread rules as vhu_vring_pop().
+ */
+int vhu_vring_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *chains, unsigned n);
+
+/*
  * Return a chain to the driver as used, with `written` bytes written into
  * its writable part (dirty-logged when migration logging is on).  The used
  * index is published immediately; the driver is not notified: call

@@ -393,19 +393,33 @@ static const struct bad bads[] = {
     {"head_in_use", b_head_in_use, 1},
 };
 
-static void check_bad(const struct bad *b, uint64_t features)
+/* burst: two good chains ahead of the bad one, all taken by one
+ * vhu_vring_pop_burst(), which must fail as a whole. */
+static void check_bad(const struct bad *b, uint64_t features, bool burst)
 {
 	struct rig r;
 	struct vhu_vring_stats st;
+	struct iovec iov[4][4];
+	struct vhu_chain cs[4], *cp[4];
 	int ret;
 
-	fprintf(stderr, "# malformed: %s\n", b->name);
+	fprintf(stderr, "# malformed: %s%s\n", b->name, burst ? " (burst)" : "");
 	VT_REQUIRE(rig_init(&r, 8, features) == 0);
+	for (unsigned i = 0; i < 4; i++) {
+		cs[i] = (struct vhu_chain){.iov = iov[i], .iov_max = 4};
+		cp[i] = &cs[i];
+	}
+	if (burst) {
+		drv_desc(&r.a, 5, BUF(5), 8, 0, 0);
+		drv_desc(&r.a, 6, BUF(6), 8, TD_WRITE, 0);
+		drv_publish(&r.a, 5);
+		drv_publish(&r.a, 6);
+	}
 	b->make(&r.a);
-	for (int i = 0; i < b->good_pops; i++)
+	for (int i = 0; i < b->good_pops && !burst; i++)
 		VT_EQ(pop(&r), 1);
 	VT_EQ(efd_read(r.err), 0);
-	ret = pop(&r);
+	ret = burst ? vhu_vring_pop_burst(&r.va, cp, 4) : pop(&r);
 	VT_EQ(ret, -EIO);
 	VT_CHECK(vhu_vring_failed(&r.va));
 	VT_EQ(efd_read(r.err), 1); /* error eventfd signalled */
@@ -433,10 +447,13 @@ VT_CASE(malformed_rings_fail_only_their_ring)
 {
 	vhu_log_set_level(VHU_LOG_ERROR + 0);
 	for (unsigned i = 0; i < VHU_ARRAY_SIZE(bads); i++)
-		check_bad(&bads[i], F_BASE);
+		check_bad(&bads[i], F_BASE, false);
 	/* same with EVENT_IDX */
 	for (unsigned i = 0; i < VHU_ARRAY_SIZE(bads); i++)
-		check_bad(&bads[i], F_EVIDX);
+		check_bad(&bads[i], F_EVIDX, false);
+	/* behind good chains, in one burst */
+	for (unsigned i = 0; i < VHU_ARRAY_SIZE(bads); i++)
+		check_bad(&bads[i], F_EVIDX, true);
 }
 
 VT_CASE(indirect_needs_feature)
@@ -995,18 +1012,55 @@ static void rnd_desc(struct tdesc *t, uint16_t n, uint16_t range)
 }
 
 /* Every iovec must lie inside guest memory and add up to the lengths. */
-static void check_chain(struct rig *r)
+static void check_chain(struct rig *r, const struct vhu_chain *c)
 {
 	uint64_t total = 0, gpa;
 
-	for (uint32_t i = 0; i < r->c.out_num + r->c.in_num; i++) {
-		const uint8_t *b = r->iov[i].iov_base;
+	VT_CHECK(c->out_num + c->in_num <= c->iov_max);
+	for (uint32_t i = 0; i < c->out_num + c->in_num; i++) {
+		const uint8_t *b = c->iov[i].iov_base;
 		VT_EQ(vhu_mem_hva_to_gpa(r->g.mem, b, &gpa), 0);
-		if (r->iov[i].iov_len)
-			VT_EQ(vhu_mem_hva_to_gpa(r->g.mem, b + r->iov[i].iov_len - 1, &gpa), 0);
-		total += r->iov[i].iov_len;
+		if (c->iov[i].iov_len)
+			VT_EQ(vhu_mem_hva_to_gpa(r->g.mem, b + c->iov[i].iov_len - 1, &gpa), 0);
+		total += c->iov[i].iov_len;
 	}
-	VT_EQ(total, r->c.out_len + r->c.in_len);
+	VT_EQ(total, c->out_len + c->in_len);
+}
+
+/* Take what the ring holds, by single pops or by bursts of random size,
+ * checking and pushing every chain; returns the last pop's result (0 or
+ * -EIO) and counts good and -E2BIG chains. */
+static int drain_random(struct rig *r, bool burst, unsigned *chains, unsigned *e2big)
+{
+	static struct iovec iov[8][16];
+	struct vhu_chain cs[8], *cp[8];
+	int ret;
+
+	for (unsigned i = 0; i < 8; i++) {
+		cs[i] = (struct vhu_chain){.iov = iov[i], .iov_max = r->c.iov_max};
+		cp[i] = &cs[i];
+	}
+	if (!burst) {
+		while ((ret = pop(r)) == 1 || ret == -E2BIG) {
+			if (ret == 1)
+				check_chain(r, &r->c);
+			*(ret == 1 ? chains : e2big) += 1;
+			VT_EQ(vhu_vring_push(&r->va, &r->c, (uint32_t)rnd()), 0);
+		}
+		return ret;
+	}
+	while ((ret = vhu_vring_pop_burst(&r->va, cp, (unsigned)(1 + rnd() % 8))) > 0 ||
+	       ret == -E2BIG) {
+		int n = ret > 0 ? ret : 1;
+
+		for (int i = 0; i < n; i++) {
+			if (ret > 0)
+				check_chain(r, &cs[i]);
+			*(ret > 0 ? chains : e2big) += 1;
+			VT_EQ(vhu_vring_push(&r->va, &cs[i], (uint32_t)rnd()), 0);
+		}
+	}
+	return ret;
 }
 
 static void quiet(enum vhu_log_level level, const char *msg, void *opaque)
@@ -1037,15 +1091,7 @@ VT_CASE(random_hostile_rings)
 			__atomic_store_n(&r.a.avail[1], r.a.avail_idx, __ATOMIC_RELEASE);
 		}
 		r.c.iov_max = (uint32_t)(1 + rnd() % 16);
-		while ((ret = pop(&r)) == 1 || ret == -E2BIG) {
-			if (ret == 1) {
-				check_chain(&r);
-				chains++;
-			} else {
-				e2big++;
-			}
-			VT_EQ(vhu_vring_push(&r.va, &r.c, (uint32_t)rnd()), 0);
-		}
+		ret = drain_random(&r, iter % 2, &chains, &e2big);
 		if (ret == -EIO) {
 			fails++;
 			/* a fresh ring on the same memory */
@@ -1058,5 +1104,179 @@ VT_CASE(random_hostile_rings)
 	fprintf(stderr, "# %u good chains, %u e2big, %u failed rings\n", chains, e2big, fails);
 	VT_CHECK(chains > 100 && fails > 100); /* both paths exercised */
 	vhu_log_set_sink(NULL, NULL);
+	rig_fini(&r);
+}
+
+/* ---- burst pop ------------------------------------------------------------------- */
+
+struct burst {
+	struct iovec iov[8][4];
+	struct vhu_chain c[8];
+	struct vhu_chain *p[8];
+	const struct vhu_chain *cp[8];
+	uint32_t wr[8];
+};
+
+static void burst_init(struct burst *b, uint32_t iov_max)
+{
+	memset(b, 0, sizeof(*b));
+	for (unsigned i = 0; i < 8; i++) {
+		b->c[i] = (struct vhu_chain){.iov = b->iov[i], .iov_max = iov_max};
+		b->p[i] = &b->c[i];
+		b->cp[i] = &b->c[i];
+	}
+}
+
+VT_CASE(burst_takes_chains_in_ring_order)
+{
+	struct rig r;
+	struct burst b;
+	struct tdesc *t;
+	struct vhu_vring_stats st;
+
+	VT_REQUIRE(rig_init(&r, 8, F_BASE) == 0);
+	burst_init(&b, 4);
+	t = tbl(&r.a);
+	/* heads 3, 0 (two descriptors), 6 (indirect: read + write), 1, 2 */
+	drv_desc(&r.a, 3, BUF(3), 30, 0, 0);
+	drv_desc(&r.a, 0, BUF(0), 10, TD_NEXT, 4);
+	drv_desc(&r.a, 4, BUF(4), 40, TD_WRITE, 0);
+	t[0] = (struct tdesc){BUF(10), 16, TD_NEXT, 1};
+	t[1] = (struct tdesc){BUF(11), 512, TD_WRITE, 0};
+	drv_desc(&r.a, 6, TABLE, 32, TD_INDIRECT, 0);
+	drv_desc(&r.a, 1, BUF(1), 11, TD_WRITE, 0);
+	drv_desc(&r.a, 2, BUF(2), 12, 0, 0);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 8), 0); /* empty */
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 0), 0);
+	for (uint16_t h = 0; h < 5; h++)
+		drv_publish(&r.a, (uint16_t[]){3, 0, 6, 1, 2}[h]);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 0), 0); /* n = 0 takes nothing */
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 3), 3);
+	VT_EQ(b.c[0].id, 3);
+	VT_EQ(b.c[0].out_num, 1);
+	VT_EQ(b.c[0].out_len, 30);
+	VT_CHECK(b.iov[0][0].iov_base == lptr(&r.g, BUF(3)));
+	VT_EQ(b.c[1].id, 0);
+	VT_EQ(b.c[1].ndesc, 2);
+	VT_EQ(b.c[1].out_num, 1);
+	VT_EQ(b.c[1].in_num, 1);
+	VT_EQ(b.c[1].in_len, 40);
+	VT_CHECK(b.iov[1][1].iov_base == lptr(&r.g, BUF(4)));
+	VT_EQ(b.c[2].id, 6);
+	VT_EQ(b.c[2].ndesc, 3);
+	VT_EQ(b.c[2].out_len, 16);
+	VT_EQ(b.c[2].in_len, 512);
+	VT_CHECK(b.iov[2][1].iov_base == lptr(&r.g, BUF(11)));
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p + 3, 8), 2); /* what is left */
+	VT_EQ(b.c[3].id, 1);
+	VT_EQ(b.c[4].id, 2);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 8), 0);
+	vhu_vring_get_stats(&r.va, &st);
+	VT_EQ(st.requests, 5);
+	VT_EQ(vhu_vring_push_batch(&r.va, b.cp, b.wr, 5), 5);
+	VT_EQ(drv_used_idx(&r.a), 5);
+	/* published while a burst is under way: the next burst sees them */
+	drv_publish(&r.a, 3);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 8), 1);
+	VT_EQ(b.c[0].id, 3);
+	/* unpop gives back the end of a burst */
+	drv_publish(&r.a, 0);
+	drv_publish(&r.a, 1);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p + 1, 2), 2);
+	VT_EQ(vhu_vring_unpop(&r.va, 2), 0);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p + 1, 8), 2);
+	VT_EQ(b.c[1].id, 0);
+	VT_EQ(b.c[2].id, 1);
+	VT_CHECK(!vhu_vring_failed(&r.va));
+	rig_fini(&r);
+}
+
+/* A chain too long for its iovecs: consumed with -E2BIG when it comes
+ * first, left for the next call when it comes later in a burst. */
+VT_CASE(burst_e2big)
+{
+	struct rig r;
+	struct burst b;
+
+	VT_REQUIRE(rig_init(&r, 8, F_BASE) == 0);
+	burst_init(&b, 2);
+	drv_desc(&r.a, 0, BUF(0), 10, 0, 0);
+	for (uint16_t i = 1; i < 4; i++)
+		drv_desc(&r.a, i, BUF(i), 10, i < 3 ? TD_NEXT : 0, (uint16_t)(i + 1));
+	drv_desc(&r.a, 5, BUF(5), 10, TD_WRITE, 0);
+	drv_publish(&r.a, 0);
+	drv_publish(&r.a, 1); /* three buffers, two iovecs */
+	drv_publish(&r.a, 5);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 8), 1);
+	VT_EQ(b.c[0].id, 0);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p + 1, 8), -E2BIG);
+	VT_EQ(b.c[1].id, 1);
+	VT_EQ(b.c[1].out_num + b.c[1].in_num, 0);
+	VT_EQ(b.c[1].out_len, 30);
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p + 2, 8), 1);
+	VT_EQ(b.c[2].id, 5);
+	VT_EQ(vhu_vring_push_batch(&r.va, b.cp, b.wr, 3), 3);
+	VT_EQ(drv_used_idx(&r.a), 3);
+	rig_fini(&r);
+}
+
+/* EVENT_IDX: avail_event follows the burst (once), or stays behind the
+ * avail index while notifications are off. */
+VT_CASE(burst_event_idx)
+{
+	struct rig r;
+	struct burst b;
+
+	VT_REQUIRE(rig_init(&r, 8, F_EVIDX) == 0);
+	burst_init(&b, 4);
+	for (uint16_t i = 0; i < 5; i++) {
+		drv_desc(&r.a, i, BUF(i), 8, TD_WRITE, 0);
+		drv_publish(&r.a, i);
+	}
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 3), 3);
+	VT_EQ(drv_avail_event(&r.a), 3);
+	vhu_vring_disable_notification(&r.va);
+	VT_EQ(drv_avail_event(&r.a), 4); /* shadow (5) - 1 */
+	VT_EQ(vhu_vring_pop_burst(&r.va, b.p + 3, 3), 2);
+	VT_EQ(drv_avail_event(&r.a), 4);
+	VT_CHECK(!vhu_vring_enable_notification(&r.va));
+	VT_EQ(drv_avail_event(&r.a), 5);
+	rig_fini(&r);
+}
+
+/* The serving worker's per-callback budget caps bursts too. */
+VT_CASE(burst_respects_callback_budget)
+{
+	static const int token;
+	struct rig r;
+	struct burst b;
+	unsigned taken = 0;
+	int n;
+
+	VT_REQUIRE(rig_init(&r, 8, F_BASE) == 0);
+	burst_init(&b, 4);
+	for (uint16_t i = 0; i < 8; i++)
+		drv_desc(&r.a, i, BUF(i), 8, TD_WRITE, 0);
+	vhu_tl_worker = &token;
+	r.va.budget_owner = &token;
+	vhu_vring_budget(&r.va, true);
+	for (int round = 0; round < 100; round++) {
+		for (uint16_t i = 0; i < 8; i++)
+			drv_publish(&r.a, i);
+		n = vhu_vring_pop_burst(&r.va, b.p, 8);
+		if (n <= 0)
+			break;
+		taken += (unsigned)n;
+		VT_EQ(vhu_vring_push_batch(&r.va, b.cp, b.wr, (unsigned)n), n);
+		if (n < 8) { /* cut at the budget: give the rest back */
+			VT_EQ(vhu_vring_pop_burst(&r.va, b.p, 8), 0);
+			break;
+		}
+	}
+	VT_EQ(taken, 2 * 8 + 64);
+	VT_CHECK(!vhu_vring_has_avail(&r.va)); /* cut short, for this callback */
+	VT_CHECK(vhu_vring_budget(&r.va, false));
+	VT_CHECK(vhu_vring_has_avail(&r.va));
+	vhu_tl_worker = NULL;
 	rig_fini(&r);
 }

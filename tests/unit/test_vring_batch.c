@@ -206,3 +206,41 @@ VT_CASE(batch_with_inflight_area)
 	VT_EQ(drv_used_idx(&r.d), 6);
 	brig_fini(&r);
 }
+
+/* After a reconnect, a burst hands out the resubmitted heads first (oldest
+ * first), then continues with the avail ring. */
+VT_CASE(burst_resubmits_first)
+{
+	struct brig r;
+	const uint16_t heads[3] = {5, 2, 7};
+	struct vhu_chain *p[8];
+	const struct vhu_chain *cs[8];
+	uint32_t wr[8] = {0};
+	struct vhu_inflight_queue *q;
+
+	VT_REQUIRE(brig_init(&r, true) == 0);
+	for (unsigned i = 0; i < 8; i++) {
+		p[i] = &r.c[i];
+		cs[i] = &r.c[i];
+	}
+	VT_REQUIRE(pop_n(&r, heads, 3) == 0);
+	VT_REQUIRE(crash_and_reconnect(&r) == 0);
+	VT_EQ(efd_read(r.kick), 1);
+	drv_publish(&r.d, 1);
+	drv_publish(&r.d, 4);
+	VT_EQ(vhu_vring_pop_burst(&r.vr, p, 2), 2); /* two of three resubmissions */
+	VT_EQ(r.c[0].id, 5);
+	VT_EQ(r.c[1].id, 2);
+	VT_EQ(vhu_vring_pop_burst(&r.vr, p + 2, 8), 3);
+	VT_EQ(r.c[2].id, 7);
+	VT_EQ(r.c[3].id, 1);
+	VT_EQ(r.c[4].id, 4);
+	q = vhu_inflight_queue(r.inf, 0);
+	VT_EQ(q->desc[1].inflight, 1);
+	VT_EQ(q->desc[4].inflight, 1);
+	VT_EQ(vhu_vring_push_batch(&r.vr, cs, wr, 5), 5);
+	VT_EQ(drv_used_idx(&r.d), 5);
+	VT_EQ(q->desc[5].inflight, 0);
+	VT_EQ(q->desc[4].inflight, 0);
+	brig_fini(&r);
+}

@@ -464,6 +464,51 @@ VT_CASE(e2big_consumes_chain)
 	rig_fini(&r);
 }
 
+/* ---- burst pop ---------------------------------------------------------------------------- */
+
+VT_CASE(burst_in_ring_order_and_e2big)
+{
+	struct rig r;
+	struct tbuf one = {BUF(0), 8, TD_WRITE};
+	struct tbuf three[3] = {{BUF(1), 8, 0}, {BUF(2), 8, TD_WRITE}, {BUF(3), 8, TD_WRITE}};
+	struct iovec iov[4][2];
+	struct vhu_chain cs[4], *p[4];
+	struct vhu_vring_stats st;
+	uint16_t id;
+	uint32_t len;
+
+	VT_REQUIRE(rig_init(&r, 8, F_EVIDX) == 0);
+	for (unsigned i = 0; i < 4; i++) {
+		cs[i] = (struct vhu_chain){.iov = iov[i], .iov_max = 2};
+		p[i] = &cs[i];
+	}
+	VT_EQ(vhu_vring_pop_burst(&r.va, p, 4), 0);
+	pdrv_add(&r.a, &one, 1, 4);
+	pdrv_add(&r.a, &one, 1, 2);
+	pdrv_add(&r.a, three, 3, 7); /* needs 3 iovecs: has 2 */
+	pdrv_add(&r.a, &one, 1, 1);
+	VT_EQ(vhu_vring_pop_burst(&r.va, p, 4), 2);
+	VT_EQ(cs[0].id, 4);
+	VT_EQ(cs[1].id, 2);
+	VT_EQ(cs[1].in_len, 8);
+	VT_CHECK(iov[1][0].iov_base == lptr(&r.g, BUF(0)));
+	VT_EQ(r.a.dev->flags, EV_DESC); /* the device event area, once */
+	VT_EQ(r.a.dev->off_wrap, 2 | 0x8000);
+	VT_EQ(vhu_vring_pop_burst(&r.va, p + 2, 2), -E2BIG);
+	VT_EQ(cs[2].id, 7);
+	VT_EQ(vhu_vring_pop_burst(&r.va, p + 3, 4), 1);
+	VT_EQ(cs[3].id, 1);
+	VT_EQ(vhu_vring_pop_burst(&r.va, p, 4), 0);
+	vhu_vring_get_stats(&r.va, &st);
+	VT_EQ(st.requests, 4);
+	for (unsigned i = 0; i < 4; i++)
+		VT_EQ(vhu_vring_push(&r.va, &cs[i], 0), 0);
+	for (unsigned i = 0; i < 4; i++)
+		VT_EQ(pdrv_used(&r.a, &id, &len, NULL), 1);
+	VT_EQ(vhu_vring_unpop(&r.va, 1), -EINVAL);
+	rig_fini(&r);
+}
+
 /* ---- base encoding ---------------------------------------------------------------------- */
 
 VT_CASE(base_encoding)
@@ -870,7 +915,9 @@ static void make_bad(struct rig *r, enum bad k)
 	}
 }
 
-VT_CASE(malformed_rings_fail_only_their_ring)
+/* burst: taken by vhu_vring_pop_burst() (behind a good chain where the
+ * ring has room for one), which must fail as a whole. */
+static void check_bad(bool burst)
 {
 	for (int k = 0; k < BAD_N; k++) {
 		struct rig r;
@@ -881,6 +928,8 @@ VT_CASE(malformed_rings_fail_only_their_ring)
 		uint32_t len;
 
 		VT_REQUIRE(rig_init(&r, 4, F_BASE) == 0);
+		if (burst && k != BAD_CHAIN_LOOPS && k != BAD_ID_IN_USE)
+			add1(&r, 3);
 		make_bad(&r, (enum bad)k);
 		/* bystander ring B has a good chain */
 		r.b.slots[0] = 1;
@@ -888,8 +937,14 @@ VT_CASE(malformed_rings_fail_only_their_ring)
 			struct tbuf b = {BUF(9), 8, TD_WRITE};
 			pdrv_add(&r.b, &b, 1, 0);
 		}
-		if (pop(&r) != -EIO)
+		if (burst) {
+			struct vhu_chain bc[3] = {r.c, r.c, r.c}, *bp[3] = {&bc[0], &bc[1], &bc[2]};
+
+			if (vhu_vring_pop_burst(&r.va, bp, 3) != -EIO)
+				fprintf(stderr, "# case %d not refused by a burst\n", k);
+		} else if (pop(&r) != -EIO) {
 			fprintf(stderr, "# case %d not refused\n", k);
+		}
 		VT_CHECK(vhu_vring_failed(&r.va));
 		VT_EQ(efd_read(r.err), 1);
 		VT_EQ(pop(&r), -EIO); /* stays failed */
@@ -910,6 +965,12 @@ VT_CASE(malformed_rings_fail_only_their_ring)
 		VT_EQ(pop(&r), 1);
 		rig_fini(&r);
 	}
+}
+
+VT_CASE(malformed_rings_fail_only_their_ring)
+{
+	check_bad(false);
+	check_bad(true);
 }
 
 VT_CASE(indirect_needs_feature)
