@@ -243,6 +243,13 @@ struct vhu_vring {
 	uint16_t nresubmit, resubmit_pos;
 	uint64_t inflight_counter;
 	unsigned region_hint; /* last region hit (translation cache) */
+	/* One-entry translation cache (vring_impl.h vhu_vring_gpa()): the
+	 * guest range [tlb_gpa, tlb_gpa + tlb_len) of the region last hit is
+	 * at tlb_hva.  Set on the data path, cleared wherever the memory
+	 * snapshot or the ring changes (start, remap, reset): the same rules
+	 * as desc/avail/used. */
+	uint64_t tlb_gpa, tlb_len;
+	uint8_t *tlb_hva;
 	/* Per-head bookkeeping sized at start (vring_split.c): head_state[h]
 	 * is 0 (free), 1 (popped, not pushed) or 2 (waiting in resubmit);
 	 * avail_heads[i % num] is the head popped at avail position i (for

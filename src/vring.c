@@ -85,6 +85,7 @@ void vhu_vring_reset(struct vhu_vring *vr)
 	vr->used_pos = vr->avail_slots = 0;
 	vr->pops = 0;
 	vr->held = 0;
+	vhu_vring_tlb_flush(vr);
 }
 
 int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features)
@@ -135,7 +136,7 @@ int vhu_vring_remap(struct vhu_vring *vr, struct vhu_mem *mem)
 		}
 	}
 	atomic_store_explicit(&vr->mem, mem, memory_order_release);
-	vr->region_hint = vr->log_hint = 0;
+	vhu_vring_tlb_flush(vr);
 	return ret;
 }
 

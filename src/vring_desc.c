@@ -145,7 +145,7 @@ static inline int map_buf(struct vhu_vring *vr, const struct vhu_mem *mem, struc
 	int n;
 
 	if (likely(!w->e2big && c->iov && w->niov < c->iov_max)) {
-		void *p = vhu_mem_gpa_hint(mem, addr, len, &vr->region_hint);
+		void *p = vhu_vring_gpa(vr, mem, addr, len);
 
 		if (likely(p != NULL)) {
 			c->iov[w->niov].iov_base = p;
@@ -214,7 +214,7 @@ const void *vhu_walk_indirect(struct vhu_vring *vr, const struct vhu_mem *mem, b
 		*why = "bad indirect table length";
 	if (*why)
 		return NULL;
-	table = vhu_mem_gpa_hint(mem, addr, len, &vr->region_hint);
+	table = vhu_vring_gpa(vr, mem, addr, len);
 	if (!table)
 		*why = "indirect table outside guest memory";
 	return table;

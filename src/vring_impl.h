@@ -55,6 +55,39 @@ static inline struct vhu_dirty *vhu_vring_dirty(const struct vhu_vring *vr)
 	return atomic_load_explicit(&((struct vhu_vring *)vr)->dirty, memory_order_acquire);
 }
 
+/*
+ * Data-path gpa -> hva for [gpa, gpa+len) inside one region, or NULL:
+ * the ring's one-entry cache first (a few instructions: guest buffers
+ * mostly come from one region), then the region hint and the sorted
+ * region table (refilling the cache).
+ */
+static inline void *vhu_vring_gpa(struct vhu_vring *vr, const struct vhu_mem *mem, uint64_t gpa,
+                                  uint64_t len)
+{
+	uint64_t off = gpa - vr->tlb_gpa;
+	uint8_t *p;
+
+	if (likely(off < vr->tlb_len && len <= vr->tlb_len - off))
+		return vr->tlb_hva + off;
+	p = vhu_mem_gpa_hint(mem, gpa, len, &vr->region_hint);
+	if (p) {
+		const struct vhu_mem_region *r = mem->regions[vr->region_hint];
+
+		vr->tlb_gpa = r->gpa;
+		vr->tlb_len = r->size;
+		vr->tlb_hva = r->hva;
+	}
+	return p;
+}
+
+/* Forget the translation cache (memory snapshot or ring changed). */
+static inline void vhu_vring_tlb_flush(struct vhu_vring *vr)
+{
+	vr->region_hint = vr->log_hint = 0;
+	vr->tlb_gpa = vr->tlb_len = 0;
+	vr->tlb_hva = NULL;
+}
+
 /* Fail the ring with `why`; returns -EIO. */
 int vhu_vring_malformed(struct vhu_vring *vr, const char *why);
 

@@ -327,7 +327,7 @@ static int packed_start(struct vhu_vring *vr)
 	vr->nresubmit = vr->resubmit_pos = 0;
 	vr->signalled_used_valid = false;
 	vr->notify_disabled = false;
-	vr->region_hint = vr->log_hint = 0;
+	vhu_vring_tlb_flush(vr);
 	/* A previous back end may have left kicks suppressed. */
 	write_device_ev(vr, vr->event_idx ? EV_DESC : EV_ENABLE);
 	/* Chains to pop again must not wait for the driver's next kick. */

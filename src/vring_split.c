@@ -236,7 +236,7 @@ static int split_start(struct vhu_vring *vr)
 	vr->nresubmit = vr->resubmit_pos = 0;
 	vr->signalled_used_valid = false;
 	vr->notify_disabled = false;
-	vr->region_hint = vr->log_hint = 0;
+	vhu_vring_tlb_flush(vr);
 	if (vr->inflight) {
 		ret = inflight_recover(vr);
 		if (ret)
@@ -302,8 +302,8 @@ static const char *map_slow(struct vhu_vring *vr, const struct vhu_mem *mem, str
  * 0, -E2BIG, or -EIO (ring failed).  The ring state is not touched: the
  * caller commits the chain.
  */
-static inline int walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head,
-                             struct vhu_chain *c)
+static inline __attribute__((always_inline)) int
+walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head, struct vhu_chain *c)
 {
 	const struct vdesc *table = vr->desc;
 	uint32_t max = vr->num, i = head, seen = 0, niov = 0, nout = 0;
@@ -343,9 +343,8 @@ static inline int walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, ui
 
 			if (unlikely(d.addr + (d.len - 1) < d.addr))
 				return split_fail(vr, "descriptor address + length wraps");
-			p = likely(niov < iov_max) && !e2big
-			        ? vhu_mem_gpa_hint(mem, d.addr, d.len, &vr->region_hint)
-			        : NULL;
+			p = likely(niov < iov_max) && !e2big ? vhu_vring_gpa(vr, mem, d.addr, d.len)
+			                                     : NULL;
 			if (likely(p != NULL)) {
 				c->iov[niov].iov_base = p;
 				c->iov[niov].iov_len = d.len;

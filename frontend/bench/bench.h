@@ -51,6 +51,7 @@ struct bench_opts {
 	enum bench_rw rw;
 	unsigned read_pct; /* randrw */
 	double duration;   /* seconds measured */
+	uint64_t requests; /* measured requests to stop after (all queues); 0: none */
 	double warmup;     /* seconds before measuring */
 	bool poll;
 	bool json;
@@ -105,6 +106,7 @@ struct bench {
 	unsigned ring_size;
 	pid_t backend_pid; /* 0 if unknown */
 	_Atomic int phase;
+	atomic_uint quota_done; /* workers that completed their share of --requests */
 	struct bench_worker *w;
 };
 

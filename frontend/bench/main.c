@@ -18,7 +18,8 @@
 #include "vhu/frontend.h"
 
 /* Sleep `s` seconds unless the back end hangs up first (false then): a
- * dead back end must fail the run, not report a quiet one. */
+ * dead back end must fail the run, not report a quiet one.  With
+ * --requests, also until every queue completed its share. */
 static bool sleep_watching(struct bench *b, double s)
 {
 	uint64_t end = bench_now_ns() + (uint64_t)(s * 1e9);
@@ -27,7 +28,12 @@ static bool sleep_watching(struct bench *b, double s)
 		uint64_t now = bench_now_ns();
 		if (now >= end)
 			return true;
+		if (b->o.requests && atomic_load(&b->quota_done) == b->o.queues &&
+		    atomic_load(&b->phase) == PH_MEASURE)
+			return true;
 		int ms = (int)((end - now + 999999) / 1000000);
+		if (b->o.requests && ms > 5)
+			ms = 5;
 		int r = poll(&p, 1, ms);
 		if (r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
 			fprintf(stderr, "vhu-bench: the back end closed the connection\n");

@@ -19,6 +19,8 @@ static const char usage[] =
     "  --rw MODE            read | write | randrw (random offsets; default read)\n"
     "  --rwmix-read PCT     reads in randrw, percent (default 50)\n"
     "  --duration SECONDS   measured time (default 5)\n"
+    "  --requests N         stop after N requests measured (all queues), or at\n"
+    "                       --duration if that comes first (default 0: no count)\n"
     "  --warmup SECONDS     unmeasured time first (default 1)\n"
     "  --poll               spin on the used ring instead of waiting for calls\n"
     "  --rate IOPS          at most this many requests per second in all (paced per\n"
@@ -40,6 +42,7 @@ enum {
 	OPT_RW,
 	OPT_MIX,
 	OPT_DURATION,
+	OPT_REQUESTS,
 	OPT_WARMUP,
 	OPT_POLL,
 	OPT_RING,
@@ -64,6 +67,7 @@ static const struct option longopts[] = {
     {"rw", required_argument, NULL, OPT_RW},
     {"rwmix-read", required_argument, NULL, OPT_MIX},
     {"duration", required_argument, NULL, OPT_DURATION},
+    {"requests", required_argument, NULL, OPT_REQUESTS},
     {"warmup", required_argument, NULL, OPT_WARMUP},
     {"poll", no_argument, NULL, OPT_POLL},
     {"ring-size", required_argument, NULL, OPT_RING},
@@ -185,6 +189,10 @@ static int parse_one(struct bench_opts *o, int c, const char *arg)
 		break;
 	case OPT_DURATION:
 		r = parse_secs("duration", arg, 0.01, &o->duration);
+		break;
+	case OPT_REQUESTS:
+		r = parse_uns("requests", arg, 0, 1ull << 48, &v);
+		o->requests = v;
 		break;
 	case OPT_WARMUP:
 		r = parse_secs("warmup", arg, 0, &o->warmup);

@@ -232,6 +232,12 @@ static int run_loop(struct bench_worker *w)
 	}
 	int r = kick(w, false);
 	int last_ph = PH_WARMUP;
+	/* --requests, shared out between the queues (the first ones take the
+	 * remainder). */
+	uint64_t quota = b->o.requests / b->o.queues + (w->q < b->o.requests % b->o.queues);
+
+	if (b->o.requests && !quota)
+		quota = 1;
 	while (r == 0) {
 		int ph = atomic_load_explicit(&b->phase, memory_order_relaxed);
 		if (ph != last_ph) { /* calls pending belong to the phase that ends */
@@ -247,6 +253,10 @@ static int run_loop(struct bench_worker *w)
 		if (n < 0) {
 			r = n;
 			break;
+		}
+		if (measure && quota && w->reqs >= quota) {
+			atomic_fetch_add(&b->quota_done, 1);
+			break; /* --requests: this queue's share is done */
 		}
 		if (n && b->o.poll)
 			suppress_calls(w, (uint16_t)w->used_seen);
