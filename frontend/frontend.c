@@ -267,7 +267,7 @@ bool vhuf_acking(const struct vhuf *f)
 /* ---- raw protocol ---------------------------------------------------- */
 
 /* Requests the spec answers with a reply of their own. */
-static bool has_reply(const struct vhuf *f, uint32_t req)
+static bool has_reply(const struct vhuf *f, uint32_t req, uint32_t size)
 {
 	switch (req) {
 	case VHU_REQ_GET_FEATURES:
@@ -288,6 +288,10 @@ static bool has_reply(const struct vhuf *f, uint32_t req)
 		return true;
 	case VHU_REQ_SET_LOG_BASE: /* QEMU waits for it with LOG_SHMFD */
 		return f->protocol_features & VHU_BIT(VHU_PF_LOG_SHMFD);
+	case VHU_REQ_SET_MEM_TABLE: /* postcopy: the back end's addresses */
+	case VHU_REQ_ADD_MEM_REGION:
+		/* ... but not to the u64 ack that follows them */
+		return f->postcopy && size != sizeof(uint64_t);
 	default:
 		return false;
 	}
@@ -331,6 +335,10 @@ static void track(struct vhuf *f, uint32_t req, const void *payload, uint32_t si
 		f->features = v;
 	else if (req == VHU_REQ_SET_PROTOCOL_FEATURES && size == sizeof(v))
 		f->protocol_features = v;
+	else if (req == VHU_REQ_POSTCOPY_LISTEN)
+		f->postcopy = true;
+	else if (req == VHU_REQ_POSTCOPY_END)
+		f->postcopy = false;
 }
 
 int vhuf_request(struct vhuf *f, uint32_t req, const void *payload, uint32_t size, const int *fds,
@@ -358,9 +366,9 @@ int vhuf_request(struct vhuf *f, uint32_t req, const void *payload, uint32_t siz
 		ret = -ECONNRESET;
 	if (ret == 0)
 		track(f, req, payload, size);
-	if (ret == 0 && (has_reply(f, req) || need_reply)) {
+	if (ret == 0 && (has_reply(f, req, size) || need_reply)) {
 		ret = recv_reply(f, req, m);
-		if (ret == 0 && !has_reply(f, req)) {
+		if (ret == 0 && !has_reply(f, req, size)) {
 			/* REPLY_ACK: u64 0 = success. */
 			if (m->hdr.size != sizeof(uint64_t))
 				ret = -EPROTO;
@@ -402,16 +410,54 @@ int vhuf_set_u64(struct vhuf *f, uint32_t req, uint64_t val)
 	return vhuf_request(f, req, &val, sizeof(val), NULL, 0, vhuf_acking(f), NULL);
 }
 
+/* Postcopy (QEMU's vhost_user_set_mem_table_postcopy): the reply carries
+ * the back end's mapping of each region; then an ack (u64 0) tells it
+ * faults will be served. */
+static int postcopy_mem_table(struct vhuf *f, const struct vhu_mem_table_msg *t, uint32_t size,
+                              const int *fds)
+{
+	struct vhu_msg *r = calloc(1, sizeof(*r));
+	uint64_t ok = 0;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	ret = vhuf_request(f, VHU_REQ_SET_MEM_TABLE, t, size, fds, f->nregions, false, r);
+	if (ret == 0 && r->hdr.size != size)
+		ret = -EPROTO;
+	for (unsigned i = 0; ret == 0 && i < f->nregions; i++) {
+		if (r->payload.memory.regions[i].guest_phys_addr != t->regions[i].guest_phys_addr)
+			ret = -EPROTO;
+		f->backend_addr[i] = r->payload.memory.regions[i].userspace_addr;
+	}
+	if (ret == 0)
+		vhu_msg_close_fds(r);
+	free(r);
+	if (ret == 0)
+		ret = vhuf_request(f, VHU_REQ_SET_MEM_TABLE, &ok, sizeof(ok), NULL, 0, false, NULL);
+	return ret;
+}
+
 int vhuf_send_mem_table(struct vhuf *f)
 {
 	struct vhu_mem_table_msg t = {.nregions = f->nregions};
+	uint32_t size = 8 + f->nregions * sizeof(struct vhu_mem_region_desc);
 	int fds[VHUF_MAX_REGIONS];
 
 	for (unsigned i = 0; i < f->nregions; i++)
 		vhuf_region(f, i, &t.regions[i], &fds[i]);
-	return vhuf_request(f, VHU_REQ_SET_MEM_TABLE, &t,
-	                    8 + f->nregions * sizeof(struct vhu_mem_region_desc), fds, f->nregions,
-	                    vhuf_acking(f), NULL);
+	if (f->postcopy)
+		return postcopy_mem_table(f, &t, size, fds);
+	return vhuf_request(f, VHU_REQ_SET_MEM_TABLE, &t, size, fds, f->nregions, vhuf_acking(f),
+	                    NULL);
+}
+
+int vhuf_backend_addr(const struct vhuf *f, unsigned i, uint64_t *addr)
+{
+	if (i >= f->nregions || !f->backend_addr[i])
+		return -ENOENT;
+	*addr = f->backend_addr[i];
+	return 0;
 }
 
 /* QEMU's order: features, protocol features, owner, acked features, memory. */

@@ -111,6 +111,10 @@ struct vhuf {
 	uint64_t features, protocol_features;
 	bool negotiated;
 	bool owner; /* SET_OWNER done on this connection */
+	/* POSTCOPY_LISTEN sent (until POSTCOPY_END): memory requests get the
+	 * back end's mapping addresses back. */
+	bool postcopy;
+	uint64_t backend_addr[VHUF_MAX_REGIONS];
 
 	unsigned nregions;
 	struct vhuf_region regions[VHUF_MAX_REGIONS];

@@ -220,6 +220,11 @@ void blk_req_finish(struct blk_req *r)
 	if (r->status_ptr) {
 		*r->status_ptr = r->status;
 		written = (r->status == VIRTIO_BLK_S_OK ? r->written : 0) + 1;
+		/* The status is the last writable byte: outside the `written`
+		 * prefix the push logs for migration after an error or a
+		 * short GET_ID. */
+		if (written < r->chain.in_len)
+			vhu_vring_log_write(q->vr, r->status_ptr, 1);
 	}
 	q->done[q->ndone] = r;
 	q->done_chain[q->ndone] = &r->chain;

@@ -91,7 +91,7 @@ static uint64_t op_protocol_features(void *dev)
 {
 	return VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_LOG_SHMFD) | VHU_BIT(VHU_PF_REPLY_ACK) |
 	       VHU_BIT(VHU_PF_CONFIG) | VHU_BIT(VHU_PF_RESET_DEVICE) | VHU_BIT(VHU_PF_STATUS) |
-	       VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS);
+	       VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) | VHU_BIT(VHU_PF_RARP) | VHU_BIT(VHU_PF_MTU);
 }
 
 static void op_reset_device(void *dev)
@@ -116,10 +116,10 @@ static void fill_config(struct net_dev *d, struct virtio_net_config *c)
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_lock(&d->filter.lock);
 	memcpy(c->mac, d->mac, 6);
+	c->mtu = d->mtu; /* NET_SET_MTU may change it */
 	pthread_mutex_unlock(&d->filter.lock);
 	c->status = VIRTIO_NET_S_LINK_UP;
 	c->max_virtqueue_pairs = (uint16_t)d->max_pairs;
-	c->mtu = d->mtu;
 	c->speed = 0xffffffffu; /* unknown */
 	c->duplex = 0xff;       /* unknown */
 }
@@ -166,11 +166,23 @@ static int op_queues_per_thread(void *dev, uint64_t *masks, unsigned max)
 	return (int)n;
 }
 
+static int op_send_rarp(void *dev, const uint8_t mac[6])
+{
+	return net_announce_request(dev, mac);
+}
+
+static int op_set_mtu(void *dev, uint16_t mtu)
+{
+	return net_set_mtu(dev, mtu);
+}
+
 static int op_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_vring **vrings,
                            unsigned nvrings, unsigned thread_id)
 {
 	struct net_dev *d = dev;
 
+	if (ev == net_wake_id(d, 0))
+		net_announce_send(d);
 	if (ev >= d->nqueues)
 		return d->be->event ? d->be->event(d, ev, evset) : 0;
 	if (ev == 2 * d->max_pairs)
@@ -192,6 +204,8 @@ const struct vhu_backend_ops net_backend_ops = {
     .set_config = op_set_config,
     .queues_per_thread = op_queues_per_thread,
     .handle_event = op_handle_event,
+    .send_rarp = op_send_rarp,
+    .set_mtu = op_set_mtu,
 };
 
 static const struct net_backend_ops *mode_ops(enum net_mode m)

@@ -8,6 +8,7 @@
  *               offload fix-ups, MRG_RXBUF spanning, backpressure)
  *   tx.c        draining a tx queue into another device's rx (loopback, peer)
  *   ctrl.c      the control queue (rx mode, MAC table, MQ, offloads)
+ *   announce.c  after a migration: RARP out of the back side, MTU
  *   iov.c       copying between iovec arrays, internet checksum
  *   loopback.c, peer.c, tap.c   back sides
  *   main.c      command line
@@ -179,6 +180,10 @@ struct net_dev {
 
 	/* Tap back side. */
 	char tap_name[16];
+
+	/* SEND_RARP waiting for pair 0's worker (announce.c). */
+	atomic_bool announce;
+	uint8_t announce_mac[6]; /* filter lock */
 };
 
 struct net_dev_opts {
@@ -244,6 +249,14 @@ int net_wake_event(struct net_dev *d, unsigned k);
 
 /* ---- ctrl.c ---- */
 int net_ctrl_process(struct net_dev *d);
+
+/* ---- announce.c ---- */
+/* SEND_RARP: remember mac and wake pair 0's worker (handler thread). */
+int net_announce_request(struct net_dev *d, const uint8_t mac[6]);
+/* Send a requested RARP frame out of the back side.  Pair 0's worker. */
+void net_announce_send(struct net_dev *d);
+/* NET_SET_MTU: 68..(frame limit); the tap's MTU follows. */
+int net_set_mtu(struct net_dev *d, uint16_t mtu);
 
 /* ---- iov.c ---- */
 /* Copy len bytes from src (at src_off) to dst (at dst_off); returns bytes

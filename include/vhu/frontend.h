@@ -98,6 +98,14 @@ uint64_t vhuf_protocol_features(const struct vhuf *f);
 /* Send SET_MEM_TABLE describing the current guest memory. */
 int vhuf_send_mem_table(struct vhuf *f);
 
+/* After POSTCOPY_LISTEN (sent with vhuf_request) SET_MEM_TABLE and
+ * ADD_MEM_REGION are answered with the back end's own address of each
+ * region, as for QEMU's postcopy destination: vhuf_send_mem_table() then
+ * reads that reply, acknowledges it (u64 0) and keeps the addresses, which
+ * a test serving the back end's userfaults needs.  0 with *addr, or
+ * -ENOENT before such a reply. */
+int vhuf_backend_addr(const struct vhuf *f, unsigned i, uint64_t *addr);
+
 /* Config space (needs PF_CONFIG). */
 int vhuf_get_config(struct vhuf *f, uint32_t offset, void *buf, uint32_t size);
 
