@@ -7,11 +7,13 @@
  * cannot corrupt the driver.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frontend_priv.h"
@@ -407,6 +409,36 @@ int vhuf_wait_call(struct vhuf *f, unsigned q, int timeout_ms)
 	if (read(vq->call_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 1;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int vhuf_wait_used(struct vhuf *f, unsigned q, int timeout_ms, void **cookie, uint32_t *len)
+{
+	int64_t deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
+
+	for (;;) {
+		int64_t left = timeout_ms < 0 ? -1 : deadline - now_ms();
+		/* Take first, then sleep: an entry published before the call
+		 * eventfd was last drained would not wake us. */
+		int r = vhuf_get_used(f, q, cookie, len);
+
+		if (r != 0)
+			return r;
+		if (timeout_ms >= 0 && left <= 0)
+			return 0;
+		r = vhuf_wait_call(f, q, left > INT_MAX ? INT_MAX : (int)left);
+		if (r < 0)
+			return r;
+		if (r == 0) /* timed out: one last look */
+			return vhuf_get_used(f, q, cookie, len);
+	}
 }
 
 static void free_chain(struct vhuf_queue *vq, uint16_t head)

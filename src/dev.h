@@ -100,6 +100,10 @@ struct vhu_worker {
 	 * worker has had (compared with the daemon's gone_seq). */
 	_Atomic uint64_t ready_new;
 	uint64_t gone_done;
+	/* The epoll batch being dispatched (worker-local; see
+	 * vhu_daemon_del_listener). */
+	struct epoll_event *batch;
+	int batch_n;
 	struct vhu_poll poll; /* adaptive polling policy (worker-local) */
 };
 

@@ -169,6 +169,23 @@ static void hangup_first(struct epoll_event *ev, int n)
 	}
 }
 
+/* Dispatch a batch collected by epoll_wait (hang-up first); w->batch lets
+ * vhu_daemon_del_listener() drop events of a listener deleted meanwhile.
+ * Returns true if the worker must exit. */
+static bool dispatch_batch(struct vhu_worker *w, struct epoll_event *ev, int n)
+{
+	bool quit = false;
+
+	hangup_first(ev, n);
+	w->batch = ev;
+	w->batch_n = n;
+	for (int i = 0; i < n && !quit; i++)
+		quit = dispatch(w, &ev[i]);
+	w->batch = NULL;
+	w->batch_n = 0;
+	return quit;
+}
+
 /* Kicks that arrived while their ring was paused, now that it runs. */
 static void run_pending(struct vhu_worker *w)
 {
@@ -262,9 +279,8 @@ static int poll_events(struct vhu_worker *w)
 	struct epoll_event ev[MAX_EVENTS];
 	int n = epoll_wait(w->epfd, ev, MAX_EVENTS, 0);
 
-	for (int i = 0; i < n; i++)
-		if (dispatch(w, &ev[i]))
-			return -1;
+	if (n > 0 && dispatch_batch(w, ev, n))
+		return -1;
 	return n > 0 ? n : 0;
 }
 
@@ -402,9 +418,8 @@ static void *worker_main(void *arg)
 			break;
 		}
 		section_enter(w);
-		hangup_first(ev, n);
-		for (int i = 0; i < n && !quit; i++)
-			quit = dispatch(w, &ev[i]);
+		if (n > 0)
+			quit = dispatch_batch(w, ev, n);
 		if (!quit) {
 			run_pending(w);
 			if (w->poll.window_us)
@@ -567,10 +582,27 @@ int vhu_daemon_add_listener(struct vhu_daemon *d, unsigned thread, int fd, uint3
 
 int vhu_daemon_del_listener(struct vhu_daemon *d, unsigned thread, int fd)
 {
+	struct vhu_worker *w;
+
 	if (!d || thread >= d->nworkers || fd < 0)
 		return -EINVAL;
-	if (epoll_ctl(d->workers[thread].epfd, EPOLL_CTL_DEL, fd, NULL) < 0)
+	w = &d->workers[thread];
+	if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL) < 0)
 		return -errno;
+	if (w == vhu_tl_worker) {
+		/* From the worker's own callback: drop the events of fd that
+		 * the batch being dispatched still holds. */
+		for (int i = 0; i < w->batch_n; i++)
+			if (EV_KIND(w->batch[i].data.u64) == EV_LISTENER &&
+			    EV_FD(w->batch[i].data.u64) == fd)
+				w->batch[i].data.u64 = 0;
+	} else if (!vhu_tl_worker) {
+		/* From another thread: wait until no event of fd collected
+		 * before the deletion can still be delivered.  Not from another
+		 * worker's callback: two workers waiting for each other would
+		 * never finish. */
+		sync_worker(w);
+	}
 	return 0;
 }
 

@@ -175,6 +175,12 @@ int vhuf_wait_call(struct vhuf *f, unsigned q, int timeout_ms);
  * device returned a head it was not given.  Re-arms used_event (EVENT_IDX)
  * so the next completion interrupts. */
 int vhuf_get_used(struct vhuf *f, unsigned q, void **cookie, uint32_t *len);
+/* Wait up to timeout_ms (-1: forever) for a used entry on queue q and take
+ * it, as vhuf_get_used() does: 1 with *cookie and *len, 0 if none came in
+ * time, -EIO as vhuf_get_used(), or another -errno.  Sleeps on the call
+ * eventfd; an entry published without an interrupt (EVENT_IDX, or the
+ * device notifying late) is still found when the time is up. */
+int vhuf_wait_used(struct vhuf *f, unsigned q, int timeout_ms, void **cookie, uint32_t *len);
 /* Descriptors free on queue q. */
 unsigned vhuf_free_descs(const struct vhuf *f, unsigned q);
 

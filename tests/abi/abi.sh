@@ -21,7 +21,7 @@ else
 	ok "no internal symbol is exported"
 fi
 WORK=$(mktemp -d)
-"$build/examples/rng-minimal" "$WORK/rng.sock" &
+"$build/examples/rng-minimal" --socket-path "$WORK/rng.sock" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$WORK"' EXIT
 if ldd "$build/examples/rng-minimal" | grep -q 'libvhu.so' && wait_listening "$WORK/rng.sock"; then

@@ -187,14 +187,10 @@ static const char *recv_text(struct vhuf *f, unsigned q, char *out, size_t max)
 	uint32_t len;
 
 	out[0] = 0;
-	for (int i = 0; i < 50; i++) {
-		if (vhuf_get_used(f, q, &cookie, &len) == 1) {
-			len = len < max - 1 ? len : (uint32_t)(max - 1);
-			memcpy(out, vhuf_ptr(f, (uint64_t)(uintptr_t)cookie), len);
-			out[len] = 0;
-			return out;
-		}
-		vhuf_wait_call(f, q, 100);
+	if (vhuf_wait_used(f, q, 5000, &cookie, &len) == 1) {
+		len = len < max - 1 ? len : (uint32_t)(max - 1);
+		memcpy(out, vhuf_ptr(f, (uint64_t)(uintptr_t)cookie), len);
+		out[len] = 0;
 	}
 	return out;
 }
@@ -426,12 +422,7 @@ static bool roundtrip(struct vhuf *f, unsigned q)
 	if (!post_bufs(f, q, 1))
 		return false;
 	vhuf_kick_force(f, q);
-	for (int i = 0; i < 50; i++) {
-		if (vhuf_get_used(f, q, &cookie, &len) == 1)
-			return true;
-		vhuf_wait_call(f, q, 100);
-	}
-	return false;
+	return vhuf_wait_used(f, q, 5000, &cookie, &len) == 1;
 }
 
 static unsigned rec_count(struct rec *r, int kind)
@@ -527,4 +518,37 @@ VT_CASE(hooks_in_order_when_the_library_drops_the_front_end)
 VT_CASE(hooks_in_order_when_the_daemon_stops)
 {
 	lifecycle_round(STOPPED);
+}
+
+/* ---- vhuf_wait_used ------------------------------------------------------- */
+
+/* Nothing comes: 0 when the time is up, the buffer still the driver's;
+ * then input comes: taken, with its length. */
+VT_CASE(frontend_wait_used_times_out_then_takes_the_entry)
+{
+	const char *path = sock_path("wait.sock");
+	struct vhu_daemon *d;
+	struct vhuf *f;
+	struct cons c;
+	int pfd[2];
+	void *cookie = NULL;
+	uint32_t len = 0;
+	uint64_t gpa;
+
+	VT_REQUIRE(cons_start(&c, &d, pfd, path) == 0);
+	VT_REQUIRE(fe_open(&f, path) == 0);
+	VT_REQUIRE(vhuf_queue_setup(f, 0, 8) == 0);
+	VT_REQUIRE((gpa = post_bufs(f, 0, 1)) != 0);
+	vhuf_kick_force(f, 0);
+	VT_EQ(vhuf_wait_used(f, 0, 50, &cookie, &len), 0);
+	VT_EQ(vhuf_wait_used(f, 0, 0, &cookie, &len), 0);
+	VT_EQ(vhuf_free_descs(f, 0), 7);
+	VT_REQUIRE(write(pfd[1], "late", 4) == 4);
+	VT_EQ(vhuf_wait_used(f, 0, -1, &cookie, &len), 1);
+	VT_EQ(len, 4);
+	VT_CHECK(cookie == (void *)(uintptr_t)gpa);
+	VT_EQ(memcmp(vhuf_ptr(f, gpa), "late", 4), 0);
+	VT_EQ(vhuf_wait_used(f, 7, 0, &cookie, &len), -EINVAL); /* no such queue */
+	vhuf_close(f);
+	cons_stop(d, pfd);
 }

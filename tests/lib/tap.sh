@@ -29,6 +29,13 @@ tap_done() {
 	[ "$failed" -eq 0 ]
 }
 
+# meson_opt BUILD_DIR NAME: the value of a meson option of that build
+# (prefix, libdir...).
+meson_opt() {
+	meson introspect --buildoptions "$1" |
+		python3 -c "import json,sys; print(next(o['value'] for o in json.load(sys.stdin) if o['name']=='$2'))"
+}
+
 # listening PATH: a unix socket listens at PATH.
 listening() {
 	awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix

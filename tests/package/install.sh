@@ -20,10 +20,7 @@ cleanup() {
 trap cleanup EXIT
 root=$WORK/root
 
-intro() { # meson introspection of the build: option value
-	meson introspect --buildoptions "$build" |
-		python3 -c "import json,sys; print(next(o['value'] for o in json.load(sys.stdin) if o['name']=='$1'))"
-}
+intro() { meson_opt "$build" "$1"; }
 prefix=$(intro prefix)
 bindir=$prefix/$(intro bindir)
 libdir=$prefix/$(intro libdir)
@@ -110,7 +107,7 @@ for compiler in gcc clang; do
 		not_ok "$compiler: a device built with pkg-config libvhu" "$(head -5 "$WORK/$compiler.err")"
 		continue
 	fi
-	LD_LIBRARY_PATH="$root$libdir" "$exe" "$sock" 2>"$WORK/$compiler.run" &
+	LD_LIBRARY_PATH="$root$libdir" "$exe" --socket-path "$sock" 2>"$WORK/$compiler.run" &
 	pids+=($!)
 	lib=$(LD_LIBRARY_PATH="$root$libdir" ldd "$exe" | awk '$1 ~ /^libvhu\.so/ { print $3 }')
 	if [ "$lib" = "$(readlink -f "$root$libdir/libvhu.so.0" 2>/dev/null || echo "$root$libdir/libvhu.so.0")" ] ||
