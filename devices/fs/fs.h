@@ -199,6 +199,11 @@ struct fs {
 	struct fs_opts opts;
 	int root_fd; /* O_PATH of the shared directory, owned by the inode table */
 	int proc_fd; /* /proc/self/fd (O_PATH), owned */
+	/* Prefix of the path naming our fd N for the path-based xattr calls:
+	 * "" (relative to the working directory fs_new() set to /proc/self/fd;
+	 * the only way inside the sandbox), or "/proc/self/fd/" for a process
+	 * that needs its working directory (the fuzzer). */
+	const char *proc_prefix;
 	dev_t root_dev;
 	ino_t root_ino;
 	struct fs_inodes inodes;

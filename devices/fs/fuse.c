@@ -142,7 +142,8 @@ static void reply_raw(struct fs_req *r, int err, const void *a, size_t alen, con
 		return;
 	r->replied = true;
 	if (sizeof(h) + alen + blen > r->out_cap) {
-		/* The guest gave less room than its own opcode's reply needs. */
+		/* The guest gave less room than its own opcode's reply needs:
+		 * EINVAL if the header fits, else nothing. */
 		atomic_fetch_add_explicit(&r->fs->st.malformed, 1, memory_order_relaxed);
 		if (r->out_cap < sizeof(h)) {
 			r->written = 0;
@@ -194,6 +195,10 @@ void fs_reply_len(struct fs_req *r, size_t len)
 	    .unique = r->in.unique,
 	};
 
+	if (sizeof(h) + len > r->out_cap) {
+		reply_raw(r, 0, NULL, sizeof(h) + len, NULL, 0); /* too big: its refusal */
+		return;
+	}
 	r->replied = true;
 	vhu_chain_write(r->c, 0, &h, sizeof(h));
 	r->written = h.len;

@@ -12,10 +12,17 @@
  * user who runs the file privileges the guest chose.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/xattr.h>
 
 #include "req.h"
+
+/* The path of inode i's fd for the path-based xattr calls. */
+static void xattr_path(const struct fs_req *r, const struct fs_inode *i, char path[64])
+{
+	snprintf(path, 64, "%s%d", r->fs->proc_prefix, i->fd);
+}
 
 static struct fs_inode *xattr_inode(struct fs_req *r)
 {
@@ -43,7 +50,7 @@ static void reply_value(struct fs_req *r, ssize_t n, uint32_t size)
 void fs_op_getxattr(struct fs_req *r)
 {
 	const struct fuse_getxattr_in in = *FS_ARG(r, struct fuse_getxattr_in);
-	char path[16];
+	char path[64];
 	int err;
 	const char *name = fs_arg_string(r, sizeof(in), FS_XATTR_NAME_MAX + 1, &err);
 	if (!name) {
@@ -54,7 +61,7 @@ void fs_op_getxattr(struct fs_req *r)
 	if (!i)
 		return;
 	uint32_t size = in.size < FS_XATTR_MAX ? in.size : FS_XATTR_MAX;
-	fs_fd_name(path, i->fd);
+	xattr_path(r, i, path);
 	ssize_t n = getxattr(path, name, size ? r->t->out : NULL, size);
 	reply_value(r, n, size);
 	fs_put_inode(r, i);
@@ -63,12 +70,12 @@ void fs_op_getxattr(struct fs_req *r)
 void fs_op_listxattr(struct fs_req *r)
 {
 	const struct fuse_getxattr_in in = *FS_ARG(r, struct fuse_getxattr_in);
-	char path[16];
+	char path[64];
 	struct fs_inode *i = xattr_inode(r);
 	if (!i)
 		return;
 	uint32_t size = in.size < FS_XATTR_MAX ? in.size : FS_XATTR_MAX;
-	fs_fd_name(path, i->fd);
+	xattr_path(r, i, path);
 	ssize_t n = listxattr(path, size ? (char *)r->t->out : NULL, size);
 	reply_value(r, n, size);
 	fs_put_inode(r, i);
@@ -77,7 +84,7 @@ void fs_op_listxattr(struct fs_req *r)
 void fs_op_setxattr(struct fs_req *r)
 {
 	struct fuse_setxattr_in in = {0};
-	char path[16];
+	char path[64];
 	int err;
 
 	memcpy(&in, r->arg, FUSE_COMPAT_SETXATTR_IN_SIZE);
@@ -100,7 +107,7 @@ void fs_op_setxattr(struct fs_req *r)
 	struct fs_inode *i = xattr_inode(r);
 	if (!i)
 		return;
-	fs_fd_name(path, i->fd);
+	xattr_path(r, i, path);
 	err = setxattr(path, name, value, in.size, (int)in.flags) < 0 ? -errno : 0;
 	fs_put_inode(r, i);
 	fs_reply_err(r, err);
@@ -108,7 +115,7 @@ void fs_op_setxattr(struct fs_req *r)
 
 void fs_op_removexattr(struct fs_req *r)
 {
-	char path[16];
+	char path[64];
 	int err;
 	const char *name = fs_arg_string(r, 0, FS_XATTR_NAME_MAX + 1, &err);
 	if (!name) {
@@ -118,7 +125,7 @@ void fs_op_removexattr(struct fs_req *r)
 	struct fs_inode *i = xattr_inode(r);
 	if (!i)
 		return;
-	fs_fd_name(path, i->fd);
+	xattr_path(r, i, path);
 	err = removexattr(path, name) < 0 ? -errno : 0;
 	fs_put_inode(r, i);
 	fs_reply_err(r, err);

@@ -231,6 +231,7 @@ int fs_new(struct fs **out, const struct fs_opts *o, int root_fd, int proc_fd,
 	fs->opts = *o;
 	fs->root_fd = root_fd;
 	fs->proc_fd = proc_fd;
+	fs->proc_prefix = "";
 	fs->root_dev = st.st_dev;
 	fs->root_ino = st.st_ino;
 	fs->complete = complete;

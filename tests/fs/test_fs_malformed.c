@@ -219,6 +219,12 @@ VT_CASE(bulk_and_replies)
 	               16 + 5),
 	      16 + 5);
 	VT_CHECK(memcmp(w.rep + 16, "hello", 5) == 0);
+	/* Smaller than a reply header: nothing written, nothing claimed
+	 * (found by fuzz-fuse: READ said 16 bytes into a 2-byte buffer). */
+	VT_EQ(send_raw(&t, &w, FUSE_READ, H + sizeof(ri), e.nodeid, &ri, sizeof(ri), H + sizeof(ri),
+	               2),
+	      0);
+	VT_EQ(w.rep[0], 0xee);
 	/* A reply buffer too small for the reply: an error header. */
 	struct fuse_getattr_in ga = {0};
 	VT_EQ(reply_error(&w, send_raw(&t, &w, FUSE_GETATTR, H + 16, ROOT, &ga, 16, H + 16, 20)),
