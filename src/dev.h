@@ -18,13 +18,7 @@
 #define VHU_WORKER_QUEUES 64 /* queues a worker mask can name */
 
 /* Protocol features the library implements (the rest is masked off). */
-#define VHU_SUPPORTED_PF                                                                           \
-	(VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_LOG_SHMFD) | VHU_BIT(VHU_PF_REPLY_ACK) |              \
-	 VHU_BIT(VHU_PF_BACKEND_REQ) | VHU_BIT(VHU_PF_CONFIG) | VHU_BIT(VHU_PF_BACKEND_SEND_FD) |  \
-	 VHU_BIT(VHU_PF_INFLIGHT_SHMFD) | VHU_BIT(VHU_PF_RESET_DEVICE) |                           \
-	 VHU_BIT(VHU_PF_INBAND_NOTIFICATIONS) | VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) |              \
-	 VHU_BIT(VHU_PF_STATUS) | VHU_BIT(VHU_PF_SHARED_OBJECT) | VHU_BIT(VHU_PF_DEVICE_STATE) |   \
-	 VHU_BIT(VHU_PF_RARP) | VHU_BIT(VHU_PF_MTU) | VHU_BIT(VHU_PF_PAGEFAULT))
+#define VHU_SUPPORTED_PF VHU_PF_IMPLEMENTED
 
 /* Offered by default, unless the daemon was created with no_migration. */
 #define VHU_MIGRATION_PF (VHU_BIT(VHU_PF_LOG_SHMFD) | VHU_BIT(VHU_PF_PAGEFAULT))

@@ -4,20 +4,52 @@
  *
  * This is rust-vmm's VhostUserBackend trait in C: a const table of
  * operations plus an opaque device pointer `dev` passed to each of them.
- * Every entry may be NULL and then behaves like the trait's default; the
- * entries the trait requires (num_queues, max_queue_size, features,
- * protocol_features, handle_event) make vhu_daemon_new() fail with -EINVAL
- * when NULL.
+ * Every entry may be NULL and then behaves like the trait's default.
+ *
+ * Required: handle_event, and num_queues, max_queue_size and features,
+ * each as a callback or as a constant in `fixed` (vhu_daemon_new() fails
+ * with -EINVAL otherwise).  protocol_features may be a constant of 0.
+ *
+ * Where the C API differs from the crate, and why:
+ *  - The crate also requires set_event_idx and update_memory.  Here they
+ *    are optional: the library itself turns EVENT_IDX on in the rings and
+ *    maps every memory table for them, which is what a crate device does
+ *    in those methods; a device that needs to know still can.
+ *  - The four "what are you" methods may be constants (`fixed`), since a
+ *    C device would otherwise write four functions that return one.
+ *  - Listener ids (vhu_daemon_add_listener) start at num_queues; the
+ *    crate's start at num_queues + 1 because it gives id num_queues to
+ *    each worker's exit event, which here has an epoll slot of its own.
+ *  - frontend_connected, queue_ready and frontend_gone are not in the
+ *    crate, whose devices cannot tell when the front end goes (input taken
+ *    meanwhile went to rings nobody reads) or when a ring is ready (input
+ *    that waited had to wait for the driver's next kick too).
+ *  - Errors are negative errno values, not Result.
+ *
+ * Protocol features: the library implements those in VHU_PF_IMPLEMENTED
+ * (protocol.h: MQ, LOG_SHMFD, RARP, REPLY_ACK, MTU, BACKEND_REQ, PAGEFAULT,
+ * CONFIG, BACKEND_SEND_FD, INFLIGHT_SHMFD, RESET_DEVICE,
+ * INBAND_NOTIFICATIONS, CONFIGURE_MEM_SLOTS, STATUS, SHARED_OBJECT,
+ * DEVICE_STATE) and offers the intersection with the device's
+ * protocol_features, plus LOG_SHMFD (and PAGEFAULT where userfaultfd
+ * works) unless the daemon has no_migration; RARP and MTU only with the
+ * send_rarp / set_mtu ops.  CROSS_ENDIAN, CRYPTO_SESSION, HOST_NOTIFIER
+ * and XEN_MMAP are never offered.
  *
  * VhostUserBackendMut and its Mutex/RwLock wrappers become the lock mode
  * given to vhu_daemon_new(): with VHU_LOCK_NONE the callbacks run
  * concurrently (the device synchronises itself, like the trait's &self);
  * with VHU_LOCK_MUTEX every callback runs under one mutex; with
- * VHU_LOCK_RWLOCK the methods marked [w] take the write side and the others
- * the read side, as the reference's RwLock<T> wrapper does.
+ * VHU_LOCK_RWLOCK the methods marked [write] take the write side and the
+ * others the read side, as the reference's RwLock<T> wrapper does.
  *
- * Threads: [h] = called from the protocol handler thread, [w] = from a
- * worker thread, given as thread_id.
+ * Threads: [h] = called from the protocol handler thread (one per daemon),
+ * [w] = from a worker thread, given as thread_id.  With VHU_LOCK_NONE an
+ * [h] op may run while workers run handle_event.
+ *
+ * ABI: the table only grows at its end, into `reserved`; leave what you do
+ * not use out of the initialiser (zero), then a device built against this
+ * header keeps working with later libvhu.so.0 releases.
  */
 #ifndef VHU_BACKEND_H
 #define VHU_BACKEND_H
@@ -43,18 +75,21 @@ enum vhu_state_direction { VHU_STATE_SAVE = 0, VHU_STATE_LOAD = 1 };
 enum vhu_state_phase { VHU_STATE_PHASE_STOPPED = 0 };
 
 struct vhu_backend_ops {
-	/* [h][read] Queues the device has (>= 1, <= VHU_MAX_QUEUES). Required. */
+	/* [h][read] Queues the device has (>= 1, <= VHU_MAX_QUEUES). Required
+	 * (or fixed.num_queues). */
 	unsigned (*num_queues)(void *dev);
-	/* [h][read] Largest ring size accepted (power of two). Required. */
+	/* [h][read] Largest ring size accepted (power of two). Required (or
+	 * fixed.max_queue_size). */
 	unsigned (*max_queue_size)(void *dev);
-	/* [h][read] Virtio feature bits offered. Required. The library adds
-	 * VHOST_USER_F_PROTOCOL_FEATURES and VHOST_F_LOG_ALL is the device's to
-	 * offer. */
+	/* [h][read] Virtio feature bits offered. Required (or fixed.features).
+	 * The library adds VHOST_USER_F_PROTOCOL_FEATURES, and VHOST_F_LOG_ALL
+	 * unless the daemon has no_migration. */
 	uint64_t (*features)(void *dev);
 	/* [h][write] Features the driver acked. Default: nothing. */
 	void (*acked_features)(void *dev, uint64_t features);
-	/* [h][read] vhost-user protocol features (VHU_BIT(VHU_PF_*)). Required.
-	 * The library serves what it implements and masks off the rest. */
+	/* [h][read] vhost-user protocol features (VHU_BIT(VHU_PF_*)); or
+	 * fixed.protocol_features.  Masked with VHU_PF_IMPLEMENTED (see the
+	 * top of the file for what the library adds). */
 	uint64_t (*protocol_features)(void *dev);
 	/* [h][write] Front end reset the device (RESET_DEVICE/RESET_OWNER or
 	 * disconnect). Default: nothing. */
@@ -154,8 +189,9 @@ struct vhu_backend_ops {
 	} fixed;
 
 	/* Room for later operations: must be NULL (leave it out of the
-	 * initialiser).  New operations are only ever added here, so a
-	 * device built against an older libvhu keeps working. */
+	 * initialiser).  A later release adds an operation by taking one
+	 * entry of it, so the table's size and every offset stay the same and
+	 * a device built against this header keeps working. */
 	void (*reserved[16])(void);
 };
 

@@ -71,6 +71,10 @@ struct vhu_daemon_config {
 	/* GET_VRING_BASE (device stop, migration switch-over) waits this
 	 * long for chains the device still holds to be pushed; 0 = 30000. */
 	unsigned drain_ms;
+	/* Room for later fields: zero (leave it out of the initialiser).  A
+	 * later release adds a field by taking space from it, so the size
+	 * and the offsets of the fields above never change. */
+	uint64_t reserved[8];
 };
 
 /*
@@ -134,13 +138,39 @@ void vhu_daemon_stop(struct vhu_daemon *d);
 void vhu_daemon_free(struct vhu_daemon *d);
 
 /*
- * Register an extra fd in worker `thread`'s epoll set; when it fires,
- * handle_event() gets device_event = id and the epoll event mask.  id must
- * be >= num_queues and < 0xffff. The fd stays owned by the caller.
- * Returns 0, -EINVAL, -EEXIST or -errno from epoll_ctl. Thread: any.
+ * Register an extra fd (timer, eventfd, tap, pipe, socket) in worker
+ * `thread`'s epoll set; when it fires, handle_event() runs on that worker
+ * with device_event = id and evset = the epoll event mask.  The rules
+ * (tests/api/test_listeners.c):
+ *  - id >= num_queues and < 0xffff (ids below are the queues' kicks; the
+ *    crate's listener ids start at num_queues + 1, see backend.h);
+ *  - `events` goes to epoll as given: level-triggered unless it has
+ *    EPOLLET, so an fd left readable fires again after each callback
+ *    (drain it, or delete it); with EPOLLET it fires once per edge and the
+ *    device reads until EAGAIN; EPOLLONESHOT fires once until deleted and
+ *    added again;
+ *  - a listener belongs to the daemon, not to a front end: it fires with no
+ *    front end connected (the rings then pop nothing) and goes on across
+ *    front ends; queue_ready and frontend_gone (backend.h) tell the device
+ *    where its input can go;
+ *  - fds epoll refuses (regular files, directories, /dev/null) give
+ *    -EPERM and register nothing.
+ * The fd stays owned by the caller.  Returns 0, -EINVAL (thread, fd or id
+ * out of range), -EEXIST (fd already registered with that worker), or
+ * -errno from epoll_ctl.  Thread: any.
  */
 int vhu_daemon_add_listener(struct vhu_daemon *d, unsigned thread, int fd, uint32_t events,
                             uint16_t id);
+/*
+ * Unregister fd from worker `thread`; close it only afterwards.  Called
+ * from a callback of that worker (its own listener's included), events of
+ * fd that the worker has already collected are dropped; called from a
+ * thread that is not a worker, it returns once no callback for fd runs or
+ * can still start.  From another worker's callback it does not wait (two
+ * workers could wait for each other): an event collected just before may
+ * still be delivered once.  Returns 0, -EINVAL, or -errno from epoll_ctl
+ * (-ENOENT: not registered).
+ */
 int vhu_daemon_del_listener(struct vhu_daemon *d, unsigned thread, int fd);
 
 /* Number of worker threads (entries of queues_per_thread). */

@@ -102,6 +102,22 @@ enum vhu_protocol_feature {
 	VHU_PF_DEVICE_STATE = 19,
 };
 
+/*
+ * The protocol features libvhu implements; a device's protocol_features
+ * are masked with it (backend.h).  RARP and MTU are offered only by a
+ * device with the send_rarp / set_mtu ops; LOG_SHMFD (and PAGEFAULT, where
+ * userfaultfd works) the library adds itself unless the daemon was created
+ * with no_migration.  Not implemented: CROSS_ENDIAN, CRYPTO_SESSION,
+ * HOST_NOTIFIER, XEN_MMAP.
+ */
+#define VHU_PF_IMPLEMENTED                                                                         \
+	((1ULL << VHU_PF_MQ) | (1ULL << VHU_PF_LOG_SHMFD) | (1ULL << VHU_PF_RARP) |                \
+	 (1ULL << VHU_PF_REPLY_ACK) | (1ULL << VHU_PF_MTU) | (1ULL << VHU_PF_BACKEND_REQ) |        \
+	 (1ULL << VHU_PF_PAGEFAULT) | (1ULL << VHU_PF_CONFIG) | (1ULL << VHU_PF_BACKEND_SEND_FD) | \
+	 (1ULL << VHU_PF_INFLIGHT_SHMFD) | (1ULL << VHU_PF_RESET_DEVICE) |                         \
+	 (1ULL << VHU_PF_INBAND_NOTIFICATIONS) | (1ULL << VHU_PF_CONFIGURE_MEM_SLOTS) |            \
+	 (1ULL << VHU_PF_STATUS) | (1ULL << VHU_PF_SHARED_OBJECT) | (1ULL << VHU_PF_DEVICE_STATE))
+
 #define VHU_BIT(n) (1ULL << (n))
 
 /* Virtio / vhost feature bits the library itself acts on. */
