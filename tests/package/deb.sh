@@ -13,8 +13,8 @@
 #     libvirt (libvirtd started by the test, QEMU under TCG as user
 #     libvirt-qemu) defines and starts a domain with <disk type='vhostuser'>
 #     on vhu-blk@disk0 and vhu-blk@data1 (its /etc/vhu/blk/data1.conf),
-#     <interface type='vhostuser'> on vhu-net@port0 (a tap); the guest
-#     uses them (vhu-rng@rng0 serves the front ends built from
+#     <interface type='vhostuser'> on vhu-net@port0 (a tap) and a
+#     <filesystem> (virtiofs) on vhu-fs@share0; the guest uses them (vhu-rng@rng0 serves the front ends built from
 #     libvhu-frontend-dev); the
 #     services were started by their sockets, run as their users, wrote the
 #     image, and stop cleanly.
@@ -75,7 +75,7 @@ start=$(date +%s)
 	>"$WORK/build.log" 2>&1
 rc=$?
 debs=$(cd "$WORK" && ls ./*_"$ver"_*.deb 2>/dev/null | grep -v -- -dbgsym_)
-want="libvhu0 libvhu-dev libvhu-frontend-dev vhu-blk vhu-net vhu-rng"
+want="libvhu0 libvhu-dev libvhu-frontend-dev vhu-blk vhu-net vhu-rng vhu-fs"
 got=$(for d in $debs; do basename "$d" | cut -d_ -f1; done | sort | tr '\n' ' ')
 if [ $rc -eq 0 ] && [ "$got" = "$(tr ' ' '\n' <<<"$want" | sort | tr '\n' ' ')" ]; then
 	ok "dpkg-buildpackage -us -uc -b: $got($(($(date +%s) - start)) s)"
@@ -88,7 +88,8 @@ gensym=$(grep -c '^+ ' <(sed -n '/dpkg-gensymbols: warning/,/^[^ +-@]/p' "$WORK/
 [ "$gensym" -gt 0 ] && echo "# dpkg-gensymbols: $gensym symbol(s) newer than debian/libvhu0.symbols (tools/abi-baseline, docs/abi.md)"
 
 lintian --pedantic -I -E "$WORK/libvhu_${ver}_$arch.changes" >"$WORK/lintian.log" 2>&1
-allowed=$(sed -n '/^## Lintian/,/^## /p' "$src/docs/install.md" | sed -n 's/^| `\([a-z0-9-]*\)` |.*/\1/p')
+# Tags docs/install.md's "Lintian" table justifies (first column).
+allowed=$(sed -n '/^## Lintian/,/^## /p' "$src/docs/install.md" | sed -n 's/^| `\([a-z0-9-]*\)`.*/\1/p')
 bad=$(grep -E '^[EW]: ' "$WORK/lintian.log" | while read -r _ _ tag _; do
 	grep -qxF "$tag" <<<"$allowed" || echo "$tag"
 done | sort -u)
@@ -138,14 +139,15 @@ else
 	exit
 fi
 
-out=$(C sh -c 'man -w vhu-blk vhu-net vhu-rng libvhu vhu_daemon_new vhuf_connect && MANWIDTH=80 man vhu-blk | grep -c "socket-activated"' 2>&1)
+out=$(C sh -c 'man -w vhu-blk vhu-net vhu-rng vhu-fs libvhu vhu_daemon_new vhuf_connect && MANWIDTH=80 man vhu-blk | grep -c "socket-activated"' 2>&1)
 if [ $? -eq 0 ]; then
-	ok "man vhu-blk, vhu-net, vhu-rng, libvhu, vhu_daemon_new, vhuf_connect installed: $(head -1 <<<"$out")"
+	ok "man vhu-blk, vhu-net, vhu-rng, vhu-fs, libvhu, vhu_daemon_new, vhuf_connect installed: $(head -1 <<<"$out")"
 else
 	not_ok "man pages after apt install" "$out"
 fi
 out=$(C systemd-analyze verify vhu-blk@disk0.socket vhu-blk@disk0.service vhu-net@port0.socket \
-	vhu-net@port0.service vhu-rng@rng0.socket vhu-rng@rng0.service 2>&1)
+	vhu-net@port0.service vhu-rng@rng0.socket vhu-rng@rng0.service vhu-fs@share0.socket \
+	vhu-fs@share0.service 2>&1)
 if [ -z "$out" ]; then
 	ok "systemd-analyze verify of the installed units: clean"
 else
@@ -177,15 +179,16 @@ C sh -c 'truncate -s 64M /var/lib/vhu/blk/disk0.img /var/lib/vhu/blk/other.img &
 	chown vhu-blk: /var/lib/vhu/blk/disk0.img /var/lib/vhu/blk/other.img &&
 	mkdir -p /etc/vhu/blk && printf "%s\n" "# a disk whose image is not named after it" \
 		"IMAGE=/var/lib/vhu/blk/other.img" "OPTIONS=--serial pkgdata1 --num-queues 2" \
-		>/etc/vhu/blk/data1.conf'
-units="vhu-blk@disk0.socket vhu-blk@data1.socket vhu-net@port0.socket vhu-rng@rng0.socket"
+		>/etc/vhu/blk/data1.conf &&
+	mkdir /var/lib/vhu/fs/share0 && echo "from the host" >/var/lib/vhu/fs/share0/hello'
+units="vhu-blk@disk0.socket vhu-blk@data1.socket vhu-net@port0.socket vhu-rng@rng0.socket vhu-fs@share0.socket"
 out=$(C systemctl enable --now $units 2>&1)
 rc=$?
 socks=$(C stat -c '%n %A %U:%G' /run/vhu/blk/disk0.sock /run/vhu/blk/data1.sock /run/vhu/net/port0.sock \
-	/run/vhu/rng/rng0.sock 2>&1)
+	/run/vhu/rng/rng0.sock /run/vhu/fs/share0.sock 2>&1)
 active=$(C systemctl is-active vhu-blk@disk0.service vhu-blk@data1.service vhu-net@port0.service \
-	vhu-rng@rng0.service | sort -u | tr '\n' ' ')
-if [ $rc -eq 0 ] && [ "$(grep -c ' srw-rw---- root:kvm$' <<<"$socks")" = 4 ] && [ "$active" = "inactive " ]; then
+	vhu-rng@rng0.service vhu-fs@share0.service | sort -u | tr '\n' ' ')
+if [ $rc -eq 0 ] && [ "$(grep -c ' srw-rw---- root:kvm$' <<<"$socks")" = 5 ] && [ "$active" = "inactive " ]; then
 	ok "systemctl enable --now $units: sockets 0660 root:kvm, no service started yet"
 else
 	not_ok "socket units" "$out" "$socks" "services: $active"
@@ -207,7 +210,7 @@ e2e_need_tools >/dev/null 2>&1
 e2e_fetch_kernel
 sed -e 's/@HOST@/10.203.121.1/g; s/@ME@/10.203.121.2/g; s/@SERIAL@/pkgdata1/g' \
 	"$src/tests/package/guest_libvirt.sh" >"$WORK/guest.sh"
-e2e_build_initramfs "$WORK/initrd" "$WORK/guest.sh" virtio_pci virtio_blk virtio_net
+e2e_build_initramfs "$WORK/initrd" "$WORK/guest.sh" virtio_pci virtio_blk virtio_net virtiofs
 cp "$E2E_KERNEL" "$WORK/vmlinuz"
 chmod 644 "$WORK/vmlinuz" "$WORK/initrd"
 
@@ -257,7 +260,7 @@ while [ $SECONDS -lt $end ]; do
 	sleep 0.5
 done
 if grep -aq 'VHU-E2E-RESULT: PASS' "$WORK/console.log"; then
-	ok "the guest used both disks and the network (QEMU ran as $qemu_user)"
+	ok "the guest used both disks, the network and the shared directory (QEMU ran as $qemu_user)"
 	grep -a '^guest:' "$WORK/console.log" | diag
 else
 	not_ok "guest did not pass (domain state $(C $virsh domstate vhu-package-test 2>&1))" \
@@ -268,7 +271,8 @@ fi
 	not_ok "QEMU ran as '$qemu_user', not libvirt-qemu"
 
 want_user=([0]="vhu-blk@disk0.service vhu-blk" [1]="vhu-blk@data1.service vhu-blk"
-	[2]="vhu-net@port0.service vhu-net" [3]="vhu-rng@rng0.service vhu-rng")
+	[2]="vhu-net@port0.service vhu-net" [3]="vhu-rng@rng0.service vhu-rng"
+	[4]="vhu-fs@share0.service root")
 bad=""
 for e in "${want_user[@]}"; do
 	set -- $e
@@ -278,7 +282,7 @@ for e in "${want_user[@]}"; do
 	[ "$pid" != 0 ] && [ "$user" = "$2" ] && [ -n "$trig" ] || bad="$bad $1(pid $pid user '$user' want '$2')"
 done
 if [ -z "$bad" ]; then
-	ok "each service was started by its socket and runs as its user (vhu-blk; dynamic vhu-net, vhu-rng)"
+	ok "each service was started by its socket and runs as its user (vhu-blk; dynamic vhu-net, vhu-rng; vhu-fs: root, confined)"
 else
 	not_ok "services after the guest" "$bad"
 fi
@@ -288,12 +292,18 @@ if [ "$img" = "VHU-PKG-LIBVIRT block 0000 00000" ]; then
 else
 	not_ok "disk0.img does not hold the guest's pattern: '$img'"
 fi
+fsw=$(C cat /var/lib/vhu/fs/share0/from-guest 2>&1)
+if [ "$fsw" = "written by the guest" ]; then
+	ok "the guest's file is in /var/lib/vhu/fs/share0"
+else
+	not_ok "share0/from-guest: '$fsw'"
+fi
 out=$(C sh -c 'systemctl stop vhu-blk@disk0.service vhu-blk@data1.service vhu-net@port0.service \
-		vhu-rng@rng0.service 2>/dev/null
-	for u in vhu-blk@disk0 vhu-blk@data1 vhu-net@port0 vhu-rng@rng0; do
+		vhu-rng@rng0.service vhu-fs@share0.service 2>/dev/null
+	for u in vhu-blk@disk0 vhu-blk@data1 vhu-net@port0 vhu-rng@rng0 vhu-fs@share0; do
 		echo "$u $(systemctl show -P ExecMainStatus $u.service) $(systemctl is-active $u.socket)"
 	done')
-if [ "$(awk '$2 == 0 && $3 == "active"' <<<"$out" | wc -l)" = 4 ]; then
+if [ "$(awk '$2 == 0 && $3 == "active"' <<<"$out" | wc -l)" = 5 ]; then
 	ok "systemctl stop: every daemon exited 0 and its socket listens on for the next VM"
 else
 	not_ok "stopping the services" "$(tr '\n' '|' <<<"$out")"

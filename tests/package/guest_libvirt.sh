@@ -3,6 +3,7 @@
 #  vda: vhu-blk@disk0 (the default image): write a pattern, read it back;
 #  vdb: vhu-blk@data1 (/etc/vhu/blk/data1.conf): its serial says the
 #       configuration file was read;
+#  share0: vhu-fs@share0 (virtiofs): read the host's file, write one;
 #  network: vhu-net@port0 (tap port0 in the test's network namespace): ping
 #       the address the host side gave the tap;
 # Placeholders: @HOST@ @ME@ @SERIAL@.
@@ -49,3 +50,9 @@ done
 ping -c 3 -W 2 @HOST@ >/dev/null || fail "ping -c 3 @HOST@"
 echo "guest: $ifc: ping replies from @HOST@ through the tap"
 
+
+mkdir -p /mnt && mount -t virtiofs share0 /mnt || fail "mount -t virtiofs share0"
+[ "$(cat /mnt/hello)" = "from the host" ] || fail "share0/hello: '$(cat /mnt/hello)'"
+echo "written by the guest" >/mnt/from-guest && sync || fail "write share0/from-guest"
+umount /mnt || fail "umount share0"
+echo "guest: share0 (virtiofs): read the host's file, wrote one"

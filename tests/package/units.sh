@@ -42,9 +42,9 @@ export LD_LIBRARY_PATH=$root$prefix/$(intro libdir)
 
 # Highest exposure (systemd-analyze security, in tenths: 15 = 1.5) each
 # service may reach.
-declare -A max_exposure=([blk]=15 [net]=25 [rng]=10)
+declare -A max_exposure=([blk]=15 [net]=25 [rng]=10 [fs]=35)
 daemons=()
-for d in blk net rng; do [ -x "$root$prefix/bin/vhu-$d" ] && daemons+=("$d"); done
+for d in blk net rng fs; do [ -x "$root$prefix/bin/vhu-$d" ] && daemons+=("$d"); done
 
 # Units with ExecStart pointing into the DESTDIR, in a unit directory of
 # their own searched before the system's.
@@ -70,11 +70,13 @@ for d in "${daemons[@]}"; do
 	level=$(grep -o 'Overall exposure level[^:]*: [0-9.]*' <<<"$out" | awk '{print $NF}')
 	svc=$WORK/units/vhu-$d@.service
 	missing=""
-	for k in NoNewPrivileges=yes ProtectSystem=strict PrivateTmp=yes ProtectHome=yes \
-		SystemCallFilter=@system-service; do
-		grep -qx "$k" "$svc" || missing="$missing $k"
+	for k in NoNewPrivileges=yes PrivateTmp=yes 'SystemCallFilter=@system-service.*' \
+		'ProtectSystem=(strict|full)'; do
+		grep -qxE "$k" "$svc" || missing="$missing $k"
 	done
-	grep -qE '^(User=|DynamicUser=yes)' "$svc" || missing="$missing User=/DynamicUser="
+	# vhu-fs acts as the guest's users: root, with a bounded capability set.
+	grep -qE '^(User=|DynamicUser=yes|CapabilityBoundingSet=CAP_)' "$svc" ||
+		missing="$missing User=/DynamicUser=/CapabilityBoundingSet="
 	if [ "$rc" -eq 0 ] && [ -n "$level" ] && [ -z "$missing" ]; then
 		ok "vhu-$d@.service hardened: exposure $level <= ${max_exposure[$d]}/10"
 	else
@@ -83,8 +85,9 @@ for d in "${daemons[@]}"; do
 	fi
 done
 if [ -f "$root$prefix/lib/sysusers.d/vhu-blk.conf" ] && [ -f "$root$prefix/lib/tmpfiles.d/vhu-blk.conf" ] &&
+	[ -f "$root$prefix/lib/tmpfiles.d/vhu-fs.conf" ] &&
 	grep -q '^u vhu-blk ' "$root$prefix/lib/sysusers.d/vhu-blk.conf"; then
-	ok "vhu-blk's user (sysusers.d) and image directory (tmpfiles.d) installed"
+	ok "vhu-blk's user (sysusers.d), image and share directories (tmpfiles.d) installed"
 else
 	not_ok "sysusers.d / tmpfiles.d for vhu-blk"
 fi
@@ -109,7 +112,9 @@ stop() { # exit status of $pid after SIGTERM, 124 if it had to be killed
 	return $rc
 }
 truncate -s 64M "$WORK/disk0.img"
-declare -A overrides=([blk]="IMAGE=$WORK/disk0.img" [net]="OPTIONS=--loopback" [rng]="OPTIONS=")
+mkdir -p "$WORK/share"
+declare -A overrides=([blk]="IMAGE=$WORK/disk0.img" [net]="OPTIONS=--loopback" [rng]="OPTIONS="
+	[fs]="SHARED_DIR=$WORK/share")
 for d in "${daemons[@]}"; do
 	mapfile -t argv < <(python3 "$src/tests/package/unit_cmd.py" "$WORK/units/vhu-$d@.service" test0 ${overrides[$d]})
 	sock=$WORK/$d.sock
