@@ -48,6 +48,14 @@ for a in libvhu.a libvhu-frontend.a libvhu-frontend.so libvhu.so; do
 	fi
 done
 
+# The guide's listing is the example, so what a reader copies compiles.
+if diff <(awk '/^```c$/ { f = 1; next } /^```$/ { if (f) exit } f' "$src/docs/writing-a-device.md") \
+	<(sed -n '/^#include <errno.h>/,$p' "$src/examples/rng_minimal.c") >"$WORK/doc.diff"; then
+	ok "docs/writing-a-device.md lists examples/rng_minimal.c as it is"
+else
+	not_ok "the guide's listing differs from examples/rng_minimal.c" "$(head -10 "$WORK/doc.diff")"
+fi
+
 # run_pair NAME CMD...: start the device CMD on $sock, run the client with
 # the operations in $ops, compare its output with $want.
 run_pair() {
