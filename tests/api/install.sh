@@ -10,13 +10,7 @@
 set -u
 build=$1 src=$2
 . "$src/tests/lib/tap.sh"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/vhu-api-install.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+tap_scratch vhu-api-install
 root=$WORK/root
 libdir=$(meson_opt "$build" prefix)/$(meson_opt "$build" libdir)
 

@@ -53,7 +53,7 @@ expect_error "second socket cannot listen" 1 "cannot listen on '$WORK/nodir/b'" 
 
 # Parsed values reach the program; options and arguments in any order.
 expect_error "unknown long option" 2 "unknown option '--print-capabilities-not'" -- "$PROG" -s "$S" --print-capabilities-not
-out=$(PROGT_SIGTERM_EARLY=1 "$PROG" ok1 -f --num=7 --opt=z -vv ok2 -s "$WORK/p" 2>"$WORK/err")
+out=$(PROGT_PRINT=1 PROGT_SIGTERM_EARLY=1 "$PROG" ok1 -f --num=7 --opt=z -vv ok2 -s "$WORK/p" 2>"$WORK/err")
 rc=$?
 if [ "$out" = "flag=1 num=7 opt=z args=ok1 ok2 sockets=1 verbose=2 [$WORK/p]" ] && [ $rc -eq 0 ] &&
 	[ ! -e "$WORK/p" ]; then
@@ -66,7 +66,7 @@ if grep -q "^progt: listening on $WORK/p$" "$WORK/err" && ! grep -q "libvhu:" "$
 else
 	not_ok "-vv log lines" "$(cat "$WORK/err")"
 fi
-out=$(PROGT_SIGTERM_EARLY=1 PROGT_DEFAULT="$WORK/def" "$PROG" 2>&1)
+out=$(PROGT_PRINT=1 PROGT_SIGTERM_EARLY=1 PROGT_DEFAULT="$WORK/def" "$PROG" 2>&1)
 [[ $out == *"sockets=1 verbose=0 [$WORK/def]" ]] && ok "check adds a default socket" ||
 	not_ok "default socket" "$out"
 

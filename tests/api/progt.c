@@ -3,10 +3,9 @@
  * A program on libvhu's program helper for tests/api/program.sh: options of
  * every kind, positional arguments, up to three sockets, each served by its
  * own daemon of a device that fills device-writable buffers with 'x'.
- * Environment: PROGT_DEFAULT (a default socket added by check when none
- * was given), PROGT_MAXCONN (max_connections of the first daemon),
- * PROGT_SIGTERM_EARLY (raise SIGTERM before serving), PROGT_BAD_TABLE (an
- * option letter the helper owns).
+ * Environment: PROGT_PRINT (print what was parsed), PROGT_DEFAULT (a default socket added by check
+ * when none was given), PROGT_MAXCONN (max_connections of the first daemon), PROGT_SIGTERM_EARLY
+ * (raise SIGTERM before serving), PROGT_BAD_TABLE (an option letter the helper owns).
  */
 #include <errno.h>
 #include <signal.h>
@@ -125,12 +124,14 @@ int main(int argc, char **argv)
 	if (!(p = vhu_program_new(&info, argc, argv, &status)))
 		return status;
 	n = vhu_program_num_sockets(p);
-	printf("flag=%d num=%llu opt=%s args=%ssockets=%u verbose=%u", cli.flag,
-	       (unsigned long long)cli.num, cli.opt ? cli.opt : "-", cli.args, n,
-	       vhu_program_verbosity(p));
-	for (unsigned i = 0; i < n; i++)
+	if (getenv("PROGT_PRINT"))
+		printf("flag=%d num=%llu opt=%s args=%ssockets=%u verbose=%u", cli.flag,
+		       (unsigned long long)cli.num, cli.opt ? cli.opt : "-", cli.args, n,
+		       vhu_program_verbosity(p));
+	for (unsigned i = 0; getenv("PROGT_PRINT") && i < n; i++)
 		printf(" [%s]", vhu_program_socket_name(p, i));
-	printf("\n");
+	if (getenv("PROGT_PRINT"))
+		printf("\n");
 	fflush(stdout);
 	for (unsigned i = 0; i < n; i++) {
 		struct vhu_daemon_config cfg = {.name = vhu_program_socket_name(p, i)};

@@ -117,43 +117,6 @@ static const struct vhu_backend_ops cons_ops = {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char g_dir[64];
-
-static void rm_dir(void)
-{
-	rmdir(g_dir);
-}
-
-static const char *sock_path(const char *name)
-{
-	static char p[128];
-
-	if (!g_dir[0]) {
-		strcpy(g_dir, "/tmp/vhu-api-XXXXXX");
-		if (!mkdtemp(g_dir))
-			abort();
-		atexit(rm_dir);
-	}
-	snprintf(p, sizeof(p), "%s/%s", g_dir, name);
-	return p;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-/* Wait (10 s at most) for a condition another thread makes true. */
-#define WAIT_FOR(cond)                                                                             \
-	({                                                                                         \
-		int i_;                                                                            \
-		for (i_ = 0; i_ < 10000 && !(cond); i_++)                                          \
-			sleep_ms(1);                                                               \
-		(bool)(cond);                                                                      \
-	})
-
 static int fe_open(struct vhuf **f, const char *path)
 {
 	struct vhuf_opts o = {.mem_size = 1 << 20, .connect_timeout_ms = 5000};
@@ -246,7 +209,7 @@ static void cons_stop(struct vhu_daemon *d, int pipefd[2])
  */
 VT_CASE(input_after_hangup_reaches_the_next_front_end)
 {
-	const char *path = sock_path("lost.sock");
+	const char *path = vt_sock_path("lost.sock");
 	struct vhu_daemon *d;
 	struct vhuf *a, *b;
 	struct cons c;
@@ -260,10 +223,10 @@ VT_CASE(input_after_hangup_reaches_the_next_front_end)
 	vhuf_kick_force(a, 0);
 	atomic_store(&c.gate, true);
 	VT_REQUIRE(send_get_config(a) == 0);
-	VT_REQUIRE(WAIT_FOR(atomic_load(&c.in_get_config)));
+	VT_REQUIRE(VT_WAIT_FOR(atomic_load(&c.in_get_config)));
 	vhuf_close(a); /* A is gone; the busy handler has not seen it */
 	VT_REQUIRE(write(pfd[1], "hello", 5) == 5);
-	VT_REQUIRE(WAIT_FOR(atomic_load(&c.listener_hits) >= 1));
+	VT_REQUIRE(VT_WAIT_FOR(atomic_load(&c.listener_hits) >= 1));
 	atomic_store(&c.gate, false);
 
 	VT_REQUIRE(fe_open(&b, path) == 0);
@@ -301,7 +264,7 @@ static int set_enable(struct vhuf *f, unsigned q, unsigned on)
 VT_CASE(queue_ready_delivers_pending_input_without_a_kick)
 {
 	struct vhu_backend_ops ops = cons_ops;
-	const char *path = sock_path("ready.sock");
+	const char *path = vt_sock_path("ready.sock");
 	struct vhu_daemon *d;
 	struct vhuf *b;
 	struct cons c;
@@ -311,7 +274,7 @@ VT_CASE(queue_ready_delivers_pending_input_without_a_kick)
 	ops.queue_ready = cons_queue_ready;
 	VT_REQUIRE(cons_start_ops(&c, &ops, &d, pfd, path) == 0);
 	VT_REQUIRE(write(pfd[1], "early", 5) == 5);
-	VT_REQUIRE(WAIT_FOR(atomic_load(&c.listener_hits) >= 1)); /* no front end yet */
+	VT_REQUIRE(VT_WAIT_FOR(atomic_load(&c.listener_hits) >= 1)); /* no front end yet */
 	VT_REQUIRE(fe_open(&b, path) == 0);
 	VT_REQUIRE(vhuf_queue_setup(b, 0, 8) == 0);
 	VT_REQUIRE(set_enable(b, 0, 0) == 0);
@@ -476,7 +439,7 @@ enum how_gone { HANGS_UP, DROPPED, STOPPED };
 
 static void lifecycle_round(enum how_gone how)
 {
-	const char *path = sock_path("order.sock");
+	const char *path = vt_sock_path("order.sock");
 	struct rec r = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct vhu_daemon *d;
 	struct vhuf *f;
@@ -495,7 +458,7 @@ static void lifecycle_round(enum how_gone how)
 		VT_CHECK(send(vhuf_sock(f), &bad, sizeof(bad), MSG_NOSIGNAL) == sizeof(bad));
 	}
 	if (how != STOPPED)
-		VT_CHECK(WAIT_FOR(rec_count(&r, EV_RESET) == 1));
+		VT_CHECK(VT_WAIT_FOR(rec_count(&r, EV_RESET) == 1));
 	vhu_daemon_stop(d);
 	VT_EQ(vhu_daemon_wait(d), 0);
 	VT_EQ(rec_count(&r, EV_RESET), 1);
@@ -526,7 +489,7 @@ VT_CASE(hooks_in_order_when_the_daemon_stops)
  * then input comes: taken, with its length. */
 VT_CASE(frontend_wait_used_times_out_then_takes_the_entry)
 {
-	const char *path = sock_path("wait.sock");
+	const char *path = vt_sock_path("wait.sock");
 	struct vhu_daemon *d;
 	struct vhuf *f;
 	struct cons c;

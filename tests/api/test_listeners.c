@@ -100,20 +100,6 @@ static const struct vhu_backend_ops l_ops = {
     .handle_event = l_handle,
 };
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-#define WAIT_FOR(cond)                                                                             \
-	({                                                                                         \
-		for (int i_ = 0; i_ < 10000 && !(cond); i_++)                                      \
-			sleep_ms(1);                                                               \
-		(bool)(cond);                                                                      \
-	})
-
 static void kick_fd(int fd)
 {
 	uint64_t one = 1;
@@ -152,22 +138,22 @@ VT_CASE(level_triggered_by_default_edge_triggered_on_request)
 	VT_REQUIRE(l_setup(&l, &d) == 0);
 	VT_REQUIRE(vhu_daemon_add_listener(d, 0, l.fd_a, EPOLLIN, ID_A) == 0);
 	kick_fd(l.fd_a);
-	VT_CHECK(WAIT_FOR(atomic_load(&l.hits_a) >= 20)); /* not drained: again and again */
+	VT_CHECK(VT_WAIT_FOR(atomic_load(&l.hits_a) >= 20)); /* not drained: again and again */
 	l.drain = true;
-	VT_CHECK(WAIT_FOR(atomic_load(&l.hits_a) == (h = atomic_load(&l.hits_a)) &&
-	                  (sleep_ms(20), atomic_load(&l.hits_a) == h)));
+	VT_CHECK(VT_WAIT_FOR(atomic_load(&l.hits_a) == (h = atomic_load(&l.hits_a)) &&
+	                     (vt_sleep_ms(20), atomic_load(&l.hits_a) == h)));
 	VT_EQ(vhu_daemon_del_listener(d, 0, l.fd_a), 0);
 
 	l.drain = false;
 	atomic_store(&l.hits_a, 0);
 	VT_REQUIRE(vhu_daemon_add_listener(d, 0, l.fd_a, EPOLLIN | EPOLLET, ID_A) == 0);
 	kick_fd(l.fd_a); /* still readable from before: one edge now */
-	VT_CHECK(WAIT_FOR(atomic_load(&l.hits_a) >= 1));
-	sleep_ms(30);
+	VT_CHECK(VT_WAIT_FOR(atomic_load(&l.hits_a) >= 1));
+	vt_sleep_ms(30);
 	VT_EQ(atomic_load(&l.hits_a), 1);
 	kick_fd(l.fd_a);
-	VT_CHECK(WAIT_FOR(atomic_load(&l.hits_a) >= 2));
-	sleep_ms(30);
+	VT_CHECK(VT_WAIT_FOR(atomic_load(&l.hits_a) >= 2));
+	vt_sleep_ms(30);
 	VT_EQ(atomic_load(&l.hits_a), 2);
 	l_teardown(&l, d);
 }
@@ -190,7 +176,7 @@ VT_CASE(listeners_fire_without_a_front_end_and_across_front_ends)
 	l.drain = true;
 	VT_REQUIRE(vhu_daemon_add_listener(d, 0, l.fd_a, EPOLLIN, ID_A) == 0);
 	kick_fd(l.fd_a);
-	VT_CHECK(WAIT_FOR(atomic_load(&l.hits_a) == 1));
+	VT_CHECK(VT_WAIT_FOR(atomic_load(&l.hits_a) == 1));
 	VT_EQ(atomic_load(&l.no_frontend), 1);
 	VT_EQ(atomic_load(&l.pops), 0);
 	VT_REQUIRE(vhu_daemon_start(d, sock) == 0);
@@ -210,7 +196,7 @@ VT_CASE(listeners_fire_without_a_front_end_and_across_front_ends)
 		VT_EQ(vhuf_wait_used(f, 0, 5000, &cookie, &len), 1);
 		VT_EQ(atomic_load(&l.pops), round);
 		vhuf_close(f);
-		VT_CHECK(WAIT_FOR(vhu_daemon_connections(d) == round));
+		VT_CHECK(VT_WAIT_FOR(vhu_daemon_connections(d) == round));
 	}
 	vhu_daemon_stop(d);
 	VT_EQ(vhu_daemon_wait(d), 0);
@@ -229,8 +215,8 @@ VT_CASE(deleting_its_own_listener_from_its_callback)
 	l.del_self = true;
 	VT_REQUIRE(vhu_daemon_add_listener(d, 0, l.fd_a, EPOLLIN, ID_A) == 0);
 	kick_fd(l.fd_a); /* not drained */
-	VT_CHECK(WAIT_FOR(atomic_load(&l.hits_a) >= 1));
-	sleep_ms(30);
+	VT_CHECK(VT_WAIT_FOR(atomic_load(&l.hits_a) >= 1));
+	vt_sleep_ms(30);
 	VT_EQ(atomic_load(&l.hits_a), 1);
 	VT_EQ(vhu_daemon_del_listener(d, 0, l.fd_a), -ENOENT); /* already gone */
 	l_teardown(&l, d);
@@ -259,7 +245,7 @@ VT_CASE(deleting_another_listener_drops_its_pending_event)
 		VT_REQUIRE(vhu_daemon_add_listener(d, 0, fd, EPOLLIN, ID_B) == 0);
 		kick_fd(fd); /* B's event lands after A's in the ready list */
 		atomic_store(&l.b_live, fd);
-		VT_REQUIRE(WAIT_FOR(atomic_load(&l.deletions) == r));
+		VT_REQUIRE(VT_WAIT_FOR(atomic_load(&l.deletions) == r));
 	}
 	VT_EQ(vhu_daemon_del_listener(d, 0, l.fd_a), 0);
 	VT_EQ(atomic_load(&l.after_delete), 0);
@@ -270,7 +256,7 @@ static void *release_b_later(void *arg)
 {
 	struct ldev *l = arg;
 
-	sleep_ms(20);
+	vt_sleep_ms(20);
 	atomic_store(&l->hold_b, false);
 	return NULL;
 }
@@ -287,7 +273,7 @@ VT_CASE(deleting_a_listener_from_another_thread_waits_for_its_callback)
 	atomic_store(&l.hold_b, true);
 	VT_REQUIRE(vhu_daemon_add_listener(d, 0, l.fd_b, EPOLLIN, ID_B) == 0);
 	kick_fd(l.fd_b);
-	VT_REQUIRE(WAIT_FOR(atomic_load(&l.in_b)));
+	VT_REQUIRE(VT_WAIT_FOR(atomic_load(&l.in_b)));
 	/* B's callback is running; a thread lets it finish a little later,
 	 * while del_listener is (or should be) waiting for it. */
 	pthread_t th;
@@ -297,7 +283,7 @@ VT_CASE(deleting_a_listener_from_another_thread_waits_for_its_callback)
 	pthread_join(th, NULL);
 	hits = atomic_load(&l.hits_b);
 	kick_fd(l.fd_b);
-	sleep_ms(30);
+	vt_sleep_ms(30);
 	VT_EQ(atomic_load(&l.hits_b), hits);
 	l_teardown(&l, d);
 }

@@ -275,33 +275,8 @@ static void tdev_init(struct tdev *t, unsigned nq)
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static char g_dir[64];
-
-static void rm_dir(void)
-{
-	rmdir(g_dir); /* every socket file was removed by its daemon */
-}
-
-static const char *sock_path(const char *name)
-{
-	static char p[128];
-
-	if (!g_dir[0]) {
-		strcpy(g_dir, "/tmp/vhu-daemon-XXXXXX");
-		if (!mkdtemp(g_dir))
-			abort();
-		atexit(rm_dir);
-	}
-	snprintf(p, sizeof(p), "%s/%s", g_dir, name);
-	return p;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
+#define sock_path vt_sock_path
+#define sleep_ms  vt_sleep_ms
 
 /* Wait (bounded, 10 s) until *v >= want. */
 static bool wait_u64(uint64_t (*get)(const struct vhu_daemon *), const struct vhu_daemon *d,

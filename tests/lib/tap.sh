@@ -29,6 +29,15 @@ tap_done() {
 	[ "$failed" -eq 0 ]
 }
 
+# tap_scratch NAME: WORK = a new scratch directory; at exit the background
+# processes whose pids the caller appends to the array `pids` are killed
+# and WORK is removed.
+tap_scratch() {
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+	pids=()
+	trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+}
+
 # meson_opt BUILD_DIR NAME: the value of a meson option of that build
 # (prefix, libdir...).
 meson_opt() {

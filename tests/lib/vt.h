@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef void (*vt_fn)(void);
@@ -106,6 +107,47 @@ static inline int vt_count_maps_named(int pid, const char *name)
 static inline int vt_count_maps(void)
 {
 	return vt_count_maps_named(0, NULL);
+}
+
+/* Sleep ms milliseconds. */
+static inline void vt_sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Wait (10 s at most) for a condition another thread or process makes
+ * true; the value of the condition at the end. */
+#define VT_WAIT_FOR(cond)                                                                          \
+	({                                                                                         \
+		for (int vt_i_ = 0; vt_i_ < 10000 && !(cond); vt_i_++)                             \
+			vt_sleep_ms(1);                                                            \
+		(bool)(cond);                                                                      \
+	})
+
+/* Path of `name` in this test program's scratch directory (created in /tmp
+ * on first use, removed at exit once the daemons removed their sockets).
+ * The result is overwritten by the next call. */
+static inline void vt_rm_scratch(void);
+static char vt_scratch[64];
+static inline const char *vt_sock_path(const char *name)
+{
+	static char p[128];
+
+	if (!vt_scratch[0]) {
+		strcpy(vt_scratch, "/tmp/vhu-test-XXXXXX");
+		if (!mkdtemp(vt_scratch))
+			abort();
+		atexit(vt_rm_scratch);
+	}
+	snprintf(p, sizeof(p), "%s/%s", vt_scratch, name);
+	return p;
+}
+
+static inline void vt_rm_scratch(void)
+{
+	rmdir(vt_scratch);
 }
 
 int vt_run(int argc, char **argv);

@@ -11,13 +11,7 @@
 set -u
 build=$1 src=$2
 . "$src/tests/lib/tap.sh"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/vhu-install.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+tap_scratch vhu-install
 root=$WORK/root
 
 intro() { meson_opt "$build" "$1"; }
