@@ -25,10 +25,12 @@
  *   u16 writable bytes (% 70000), u16 request bytes, the request bytes.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +38,8 @@
 #include "fz.h"
 
 #define MAXH 16
+/* Largest file an input may make (RLIMIT_FSIZE). */
+#define FUZZ_FILE_MAX (16u << 20)
 
 static struct fs *fs;
 static struct fs_thread th;
@@ -104,6 +108,13 @@ static void init_once(void)
 	char cwd[4096];
 
 	fz_quiet();
+	/* Inputs choose offsets and sizes (WRITE, FALLOCATE, COPY_FILE_RANGE):
+	 * without a bound one input fills the host's disk (it did, 76 GB).
+	 * Past the limit the calls fail with EFBIG, which the server must
+	 * report like any other error. */
+	struct rlimit fsz = {.rlim_cur = FUZZ_FILE_MAX, .rlim_max = FUZZ_FILE_MAX};
+	FZ_ASSERT(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+	FZ_ASSERT(setrlimit(RLIMIT_FSIZE, &fsz) == 0);
 	snprintf(scratch, sizeof(scratch), "/tmp/vhu-fuzz-fuse-XXXXXX");
 	FZ_ASSERT(mkdtemp(scratch));
 	scratch_fd = open(scratch, O_PATH | O_DIRECTORY | O_CLOEXEC);
