@@ -40,7 +40,7 @@ struct vhuf_mig {
 
 void vhuf_mig_drv_write(struct vhuf *f, uint64_t gpa, uint64_t len)
 {
-	struct vhuf_mig *m = __atomic_load_n(&f->mig, __ATOMIC_ACQUIRE);
+	struct vhuf_mig *m = atomic_load_explicit(&f->mig, memory_order_acquire);
 	uint64_t first, last;
 
 	if (!m || !len || gpa / PAGE >= m->pages)
@@ -78,7 +78,7 @@ void vhuf_mig_free(struct vhuf *f)
 
 	if (!m)
 		return;
-	__atomic_store_n(&f->mig, NULL, __ATOMIC_RELEASE);
+	atomic_store_explicit(&f->mig, NULL, memory_order_release);
 	mig_destroy(m);
 }
 
@@ -188,7 +188,7 @@ int vhuf_log_start(struct vhuf *f)
 	if (!m)
 		return -ENOMEM;
 	/* From here on the driver records its writes. */
-	__atomic_store_n(&f->mig, m, __ATOMIC_RELEASE);
+	atomic_store_explicit(&f->mig, m, memory_order_release);
 	ret = send_log_base(f, m, m->log_fd);
 	if (ret == 0)
 		ret = set_logging(f, true);

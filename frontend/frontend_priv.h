@@ -6,6 +6,7 @@
 #define VHUF_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -135,7 +136,7 @@ struct vhuf {
 void vhuf_mig_drv_write(struct vhuf *f, uint64_t gpa, uint64_t len);
 static inline void vhuf_drv_write(struct vhuf *f, uint64_t gpa, uint64_t len)
 {
-	if (__builtin_expect(__atomic_load_n(&f->mig, __ATOMIC_ACQUIRE) != NULL, 0))
+	if (__builtin_expect(atomic_load_explicit(&f->mig, memory_order_acquire) != NULL, 0))
 		vhuf_mig_drv_write(f, gpa, len);
 }
 /* Free the simulated migration's state (vhuf_close). */

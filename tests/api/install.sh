@@ -34,7 +34,8 @@ for a in libvhu.a libvhu-frontend.a libvhu-frontend.so libvhu.so; do
 	while read -r size; do
 		text=$((text + 16#$size))
 	done < <(readelf -SW "$root$libdir/$a" | sed -n 's/.* \.text  *PROGBITS  *[0-9a-f]*  *[0-9a-f]*  *\([0-9a-f]*\) .*/\1/p')
-	lto=$(readelf -SW "$root$libdir/$a" | grep -c '\.gnu\.lto_\|\.llvm')
+	# GCC's LTO sections; clang's LTO objects are bitcode, not ELF at all.
+	lto=$(readelf -SW "$root$libdir/$a" 2>&1 | grep -c '\.gnu\.lto_\|\.llvmbc\|Not an ELF')
 	if [ "$text" -gt 0 ] && [ "$lto" -eq 0 ]; then
 		ok "$a installed: $text bytes of machine code, no LTO sections"
 	else
