@@ -2,6 +2,18 @@
 # shellcheck shell=bash
 # Shared by tools/abi-baseline and tests/abi/abi-check.sh (docs/abi.md).
 
+# The shared libraries under ABI discipline (the environment may name fewer).
+ABI_LIBS=${ABI_LIBS:-"libvhu libvhu-frontend"}
+
+# abi_lib_path LIB: the library's unversioned .so in the build tree.
+abi_lib_path() {
+	case $1 in
+	libvhu) echo src/libvhu.so ;;
+	libvhu-frontend) echo frontend/libvhu-frontend.so ;;
+	*) return 1 ;;
+	esac
+}
+
 # abi_dump SO HEADERS_DIR: abigail's description of SO, public types only,
 # without paths of the build tree (stable across build directories).
 abi_dump() {
@@ -13,7 +25,7 @@ abi_dump() {
 # ("vhu_daemon_new@VHU_0.1").
 abi_symbols() {
 	nm -D --defined-only --with-symbol-versions "$1" | awk '$2 ~ /^[TDBRVW]$/ { print $3 }' |
-		sed 's/@@*/@/' | grep -v '^VHU_[0-9.]*@' | LC_ALL=C sort
+		sed 's/@@*/@/' | grep -v '^VHUF\?_[0-9.]*@' | LC_ALL=C sort
 }
 
 # abi_soname SO

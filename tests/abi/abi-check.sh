@@ -1,20 +1,21 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# ABI discipline (TAP): libvhu.so against the committed baseline (abi/).
+# ABI discipline (TAP): a shared library (libvhu.so, libvhu-frontend.so)
+# against the committed baseline (abi/LIB.*).
 # Under the baseline's soname, a symbol may be added, never removed, and no
 # exported function or variable may change its type (abidiff from
 # abigail-tools: a public struct that grows or changes layout counts), unless
 # abi/libvhu.abignore suppresses it after review.  A new soname starts a new
 # ABI: the check passes and asks for tools/abi-baseline.  docs/abi.md.
-# usage: abi-check.sh BUILD_ROOT SOURCE_ROOT
+# usage: abi-check.sh BUILD_ROOT SOURCE_ROOT [LIB]   (LIB: libvhu by default)
 set -u
-build=$1 src=$2
+build=$1 src=$2 lib=${3:-libvhu}
 . "$src/tests/lib/tap.sh"
 . "$src/tools/abi-lib.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vhu-abi.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-so=$(readlink -f "$build/src/libvhu.so")
-base_abi=$src/abi/libvhu.abi base_syms=$src/abi/libvhu.symbols
+so=$(readlink -f "$build/$(abi_lib_path "$lib")")
+base_abi=$src/abi/$lib.abi base_syms=$src/abi/$lib.symbols
 if ! command -v abidiff >/dev/null; then
 	not_ok "abidiff present" "apt-get install abigail-tools (scripts/deps test)"
 	tap_done
@@ -38,7 +39,7 @@ else
 	not_ok "symbols removed under soname $soname" $removed
 fi
 suppr=()
-[ -f "$src/abi/libvhu.abignore" ] && suppr=(--suppressions "$src/abi/libvhu.abignore")
+[ -f "$src/abi/$lib.abignore" ] && suppr=(--suppressions "$src/abi/$lib.abignore")
 abidiff --headers-dir2 "$src/include/vhu" --drop-private-types "${suppr[@]}" \
 	"$base_abi" "$so" >"$WORK/diff" 2>&1
 rc=$?

@@ -75,7 +75,7 @@ start=$(date +%s)
 	>"$WORK/build.log" 2>&1
 rc=$?
 debs=$(cd "$WORK" && ls ./*_"$ver"_*.deb 2>/dev/null | grep -v -- -dbgsym_)
-want="libvhu0 libvhu-dev libvhu-frontend-dev vhu-blk vhu-net vhu-rng vhu-fs"
+want="libvhu0 libvhu-dev libvhu-frontend0 libvhu-frontend-dev vhu-blk vhu-net vhu-rng vhu-fs"
 got=$(for d in $debs; do basename "$d" | cut -d_ -f1; done | sort | tr '\n' ' ')
 if [ $rc -eq 0 ] && [ "$got" = "$(tr ' ' '\n' <<<"$want" | sort | tr '\n' ' ')" ]; then
 	ok "dpkg-buildpackage -us -uc -b: $got($(($(date +%s) - start)) s)"
@@ -160,7 +160,7 @@ cp "$src/examples/rng_minimal.c" "$src/tests/package/frontend_probe.c" "$WORK/"
 for cc in gcc clang; do
 	out=$(C sh -c "cd '$WORK' && $cc -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 		rng_minimal.c -o dev-$cc \$(pkg-config --cflags --libs libvhu) || exit 1
-		./dev-$cc dev-$cc.sock >dev-$cc.log 2>&1 &
+		./dev-$cc --socket-path dev-$cc.sock >dev-$cc.log 2>&1 &
 		p=\$!
 		for i in \$(seq 50); do [ -S dev-$cc.sock ] && break; sleep 0.1; done
 		python3 '$src/tests/package/vhost_probe.py' dev-$cc.sock; rc=\$?
@@ -198,8 +198,14 @@ fi
 # vhu-rng@rng0, which their first connection starts.
 for cc in gcc clang; do
 	out=$(C sh -c "cd '$WORK' && ./fe-$cc /run/vhu/rng/rng0.sock" 2>&1)
-	if [ $? -eq 0 ]; then
-		ok "$cc: a front end built with pkg-config libvhu-frontend (libvhu-frontend-dev) $out with the socket-activated vhu-rng@rng0"
+	rc=$?
+	libs=$(C ldd "$WORK/fe-$cc" | awk '$1 ~ /^libvhu/ { printf "%s ", $3 }')
+	case "$libs" in
+	*/lib/*/libvhu-frontend.so.0*/lib/*/libvhu.so.0* | */lib/*/libvhu.so.0*/lib/*/libvhu-frontend.so.0*) ;;
+	*) rc=1 out="$out; loads: $libs" ;;
+	esac
+	if [ $rc -eq 0 ]; then
+		ok "$cc: a front end built with pkg-config libvhu-frontend (libvhu-frontend-dev, runs on $libs) $out with the socket-activated vhu-rng@rng0"
 	else
 		not_ok "$cc: front end built against libvhu-frontend-dev" \
 			"$(head -5 "$WORK/fe-$cc.log" | tr '\n' '|')" "$out"
