@@ -171,28 +171,6 @@ static int process_queue(struct rng_dev *r, struct vhu_vring *vr)
 
 /* ---- backend operations ---------------------------------------------- */
 
-static unsigned rng_num_queues(void *dev)
-{
-	return RNG_NUM_QUEUES;
-}
-
-static unsigned rng_max_queue_size(void *dev)
-{
-	return RNG_MAX_QUEUE_SIZE;
-}
-
-static uint64_t rng_features(void *dev)
-{
-	return VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_INDIRECT_DESC) |
-	       VHU_BIT(VHU_F_RING_EVENT_IDX) | VHU_BIT(VHU_F_RING_PACKED);
-}
-
-static uint64_t rng_protocol_features(void *dev)
-{
-	return VHU_BIT(VHU_PF_REPLY_ACK) | VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) |
-	       VHU_BIT(VHU_PF_RESET_DEVICE) | VHU_BIT(VHU_PF_STATUS);
-}
-
 static int rng_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_vring **vrings,
                             unsigned nvrings, unsigned thread_id)
 {
@@ -218,10 +196,12 @@ static int rng_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_v
 }
 
 const struct vhu_backend_ops rng_backend_ops = {
-    .num_queues = rng_num_queues,
-    .max_queue_size = rng_max_queue_size,
-    .features = rng_features,
-    .protocol_features = rng_protocol_features,
+    .fixed = {.num_queues = RNG_NUM_QUEUES,
+              .max_queue_size = RNG_MAX_QUEUE_SIZE,
+              .features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_INDIRECT_DESC) |
+                          VHU_BIT(VHU_F_RING_EVENT_IDX) | VHU_BIT(VHU_F_RING_PACKED),
+              .protocol_features = VHU_BIT(VHU_PF_REPLY_ACK) | VHU_BIT(VHU_PF_CONFIGURE_MEM_SLOTS) |
+                                   VHU_BIT(VHU_PF_RESET_DEVICE) | VHU_BIT(VHU_PF_STATUS)},
     .handle_event = rng_handle_event,
 };
 
