@@ -126,6 +126,7 @@ int vhu_daemon_new(struct vhu_daemon **out, const struct vhu_backend_ops *ops, v
 	d->retry_limit = cfg->retry_limit;
 	d->no_migration = cfg->no_migration;
 	d->drain_ms = cfg->drain_ms ? cfg->drain_ms : 30000;
+	d->pool = cfg->pool;
 	d->flavour = cfg->vring_flavour;
 	err = vhu_be_init(&d->be, ops, dev, cfg->lock);
 	if (err) {

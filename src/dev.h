@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "internal.h"
 #include "poll_policy.h"
@@ -99,6 +100,13 @@ struct vhu_worker {
 	struct epoll_event *batch;
 	int batch_n;
 	struct vhu_poll poll; /* adaptive polling policy (worker-local) */
+	/* Hosted by a pool thread (pool.c), NULL with a thread of its own.
+	 * The rest is that thread's: news in the epoll set, the rings of its
+	 * polling period and the chains counted so far. */
+	struct vhu_pool_thread *pt;
+	bool ready;
+	uint64_t prings, plive;
+	uint64_t chains_seen;
 };
 
 int vhu_workers_start(struct vhu_daemon *d);
@@ -112,6 +120,38 @@ void vhu_workers_stop(struct vhu_daemon *d);
  */
 void vhu_workers_park(struct vhu_daemon *d);
 void vhu_workers_unpark(struct vhu_daemon *d);
+struct epoll_event;
+
+/* For pool threads (pool.c): run a worker's events as its own thread
+ * would.  enter/leave: its critical section (and vhu_tl_worker). */
+void vhu_worker_enter(struct vhu_worker *w);
+void vhu_worker_leave(struct vhu_worker *w);
+/* A batch of n events from its epoll set (reordered: the front end's
+ * hang-up first).  True if it must stop being served (exit event); sets
+ * *listener if a listener was among them. */
+bool vhu_worker_run_batch(struct vhu_worker *w, struct epoll_event *ev, int n, bool *listener);
+void vhu_worker_run_pending(struct vhu_worker *w);
+bool vhu_worker_has_pending(const struct vhu_worker *w);
+bool vhu_worker_must_yield(struct vhu_worker *w);
+/* Its rings that handle_event may be called for. */
+uint64_t vhu_worker_active(struct vhu_worker *w);
+void vhu_worker_set_notify(struct vhu_worker *w, uint64_t rings, bool on, uint64_t *more);
+bool vhu_worker_poll_pass(struct vhu_worker *w, uint64_t *rings);
+/* Chains popped from its rings so far. */
+uint64_t vhu_worker_chains(struct vhu_worker *w);
+/* It will not be run again: wake whoever waits for it. */
+void vhu_worker_exited(struct vhu_worker *w);
+void vhu_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts);
+void vhu_futex_wake(_Atomic uint32_t *addr);
+
+/* ---- pool.c ----------------------------------------------------------- */
+
+/* Host d's workers on p's threads (d->workers set up, no threads). */
+int vhu_pool_attach(struct vhu_pool *p, struct vhu_daemon *d);
+/* Stop hosting them; returns once no pool thread can touch them.
+ * counted: the attach had succeeded. */
+void vhu_pool_detach(struct vhu_pool *p, struct vhu_daemon *d, bool counted);
+
 /* Watch / unwatch queue q's kick fd in its worker's epoll set. */
 int vhu_worker_watch_kick(struct vhu_daemon *d, unsigned q, int fd);
 void vhu_worker_unwatch_kick(struct vhu_daemon *d, unsigned q, int fd);
@@ -222,8 +262,10 @@ struct vhu_daemon {
 
 	struct vhu_worker *workers;
 	unsigned nworkers;
-	atomic_uint sync_req; /* synchronize() in progress: stop polling */
-	unsigned park_depth;  /* vhu_workers_park() nesting (handler only) */
+	struct vhu_pool *pool; /* workers hosted by its threads, or NULL */
+	bool pooled;           /* attached to it */
+	atomic_uint sync_req;  /* synchronize() in progress: stop polling */
+	unsigned park_depth;   /* vhu_workers_park() nesting (handler only) */
 
 	struct vhu_conn conn;
 	_Atomic uint64_t acked_features;

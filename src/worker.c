@@ -51,6 +51,16 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
 	return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
 }
 
+void vhu_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts)
+{
+	futex(addr, FUTEX_WAIT_PRIVATE, val, ts);
+}
+
+void vhu_futex_wake(_Atomic uint32_t *addr)
+{
+	futex(addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
 static void poke(struct vhu_worker *w)
 {
 	uint64_t one = 1;
@@ -171,16 +181,20 @@ static void hangup_first(struct epoll_event *ev, int n)
 
 /* Dispatch a batch collected by epoll_wait (hang-up first); w->batch lets
  * vhu_daemon_del_listener() drop events of a listener deleted meanwhile.
- * Returns true if the worker must exit. */
-static bool dispatch_batch(struct vhu_worker *w, struct epoll_event *ev, int n)
+ * Returns true if the worker must exit; *listener says whether a listener
+ * was among the events (may be NULL). */
+static bool dispatch_batch(struct vhu_worker *w, struct epoll_event *ev, int n, bool *listener)
 {
 	bool quit = false;
 
 	hangup_first(ev, n);
 	w->batch = ev;
 	w->batch_n = n;
-	for (int i = 0; i < n && !quit; i++)
+	for (int i = 0; i < n && !quit; i++) {
+		if (listener && EV_KIND(ev[i].data.u64) == EV_LISTENER)
+			*listener = true;
 		quit = dispatch(w, &ev[i]);
+	}
 	w->batch = NULL;
 	w->batch_n = 0;
 	return quit;
@@ -279,7 +293,7 @@ static int poll_events(struct vhu_worker *w)
 	struct epoll_event ev[MAX_EVENTS];
 	int n = epoll_wait(w->epfd, ev, MAX_EVENTS, 0);
 
-	if (n > 0 && dispatch_batch(w, ev, n))
+	if (n > 0 && dispatch_batch(w, ev, n, NULL))
 		return -1;
 	return n > 0 ? n : 0;
 }
@@ -419,7 +433,7 @@ static void *worker_main(void *arg)
 		}
 		section_enter(w);
 		if (n > 0)
-			quit = dispatch_batch(w, ev, n);
+			quit = dispatch_batch(w, ev, n, NULL);
 		if (!quit) {
 			run_pending(w);
 			if (w->poll.window_us)
@@ -474,6 +488,27 @@ void vhu_workers_synchronize(struct vhu_daemon *d)
 	atomic_fetch_sub(&d->sync_req, 1);
 }
 
+/* A pool thread checks `park` inside the worker's section and backs off
+ * when it is set, so once the section the thread may be in has ended the
+ * worker is parked: no flag to acknowledge (which a later park could read
+ * stale). */
+static void pool_worker_wait_out(struct vhu_worker *w)
+{
+	for (;;) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+		uint32_t cur;
+
+		atomic_fetch_add(&w->waiters, 1);
+		cur = atomic_load(&w->seq);
+		if (!(cur & 1) || atomic_load(&w->exited)) {
+			atomic_fetch_sub(&w->waiters, 1);
+			return;
+		}
+		futex(&w->seq, FUTEX_WAIT_PRIVATE, cur, &ts);
+		atomic_fetch_sub(&w->waiters, 1);
+	}
+}
+
 void vhu_workers_park(struct vhu_daemon *d)
 {
 	if (d->park_depth++)
@@ -492,6 +527,10 @@ void vhu_workers_park(struct vhu_daemon *d)
 
 		if (!w->running || w == vhu_tl_worker)
 			continue;
+		if (w->pt) {
+			pool_worker_wait_out(w);
+			continue;
+		}
 		while (!atomic_load(&w->parked) && !atomic_load(&w->exited))
 			futex(&w->parked, FUTEX_WAIT_PRIVATE, 0, &ts);
 	}
@@ -504,7 +543,11 @@ void vhu_workers_unpark(struct vhu_daemon *d)
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		struct vhu_worker *w = &d->workers[i];
 
-		if (atomic_exchange(&w->park, 0))
+		if (!atomic_exchange(&w->park, 0))
+			continue;
+		if (w->pt)
+			poke(w); /* its events waited in its epoll set */
+		else
 			futex(&w->park, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	}
 }
@@ -672,6 +715,8 @@ static int worker_init(struct vhu_daemon *d, struct vhu_worker *w, unsigned id, 
 			return -errno;
 		}
 	}
+	if (d->pool)
+		return 0; /* hosted by a pool thread: vhu_pool_attach() */
 	if (pthread_create(&w->thread, NULL, worker_main, w))
 		return -EAGAIN;
 	w->running = true;
@@ -699,11 +744,23 @@ int vhu_workers_start(struct vhu_daemon *d)
 			return err;
 		}
 	}
+	if (d->pool) {
+		err = vhu_pool_attach(d->pool, d);
+		if (err) {
+			vhu_workers_stop(d);
+			return err;
+		}
+		d->pooled = true;
+	}
 	return 0;
 }
 
 void vhu_workers_stop(struct vhu_daemon *d)
 {
+	if (d->pool && d->workers) {
+		vhu_pool_detach(d->pool, d, d->pooled);
+		d->pooled = false;
+	}
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		struct vhu_worker *w = &d->workers[i];
 
@@ -729,4 +786,65 @@ void vhu_workers_stop(struct vhu_daemon *d)
 	free(d->workers);
 	d->workers = NULL;
 	d->nworkers = 0;
+}
+
+/* ---- for pool threads (pool.c) ------------------------------------------- */
+
+void vhu_worker_enter(struct vhu_worker *w)
+{
+	vhu_tl_worker = w;
+	section_enter(w);
+}
+
+void vhu_worker_leave(struct vhu_worker *w)
+{
+	section_leave(w);
+	vhu_tl_worker = NULL;
+}
+
+bool vhu_worker_run_batch(struct vhu_worker *w, struct epoll_event *ev, int n, bool *listener)
+{
+	return dispatch_batch(w, ev, n, listener);
+}
+
+void vhu_worker_run_pending(struct vhu_worker *w)
+{
+	run_pending(w);
+}
+
+bool vhu_worker_has_pending(const struct vhu_worker *w)
+{
+	return w->pending & atomic_load(&((struct vhu_worker *)w)->active);
+}
+
+bool vhu_worker_must_yield(struct vhu_worker *w)
+{
+	return must_yield(w);
+}
+
+uint64_t vhu_worker_active(struct vhu_worker *w)
+{
+	return atomic_load(&w->active) & w->mask;
+}
+
+void vhu_worker_set_notify(struct vhu_worker *w, uint64_t rings, bool on, uint64_t *more)
+{
+	set_notify(w->d, rings, on, more);
+}
+
+bool vhu_worker_poll_pass(struct vhu_worker *w, uint64_t *rings)
+{
+	return poll_pass(w, rings);
+}
+
+uint64_t vhu_worker_chains(struct vhu_worker *w)
+{
+	return chains_popped(w);
+}
+
+void vhu_worker_exited(struct vhu_worker *w)
+{
+	futex(&w->parked, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	if (atomic_load(&w->waiters))
+		futex(&w->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }

@@ -33,6 +33,7 @@ extern "C" {
 #endif
 
 struct vhu_daemon;
+struct vhu_pool;
 
 struct vhu_daemon_config {
 	const char *name;                     /* for logs; may be NULL */
@@ -71,11 +72,55 @@ struct vhu_daemon_config {
 	/* GET_VRING_BASE (device stop, migration switch-over) waits this
 	 * long for chains the device still holds to be pushed; 0 = 30000. */
 	unsigned drain_ms;
+	/* Run the device's workers on this pool's threads instead of threads
+	 * of its own (see vhu_pool_new); NULL: own threads.  The pool must
+	 * outlive the daemon.  poll_us then only says whether the device's
+	 * rings take part in the pool threads' polling (non-zero) or are
+	 * served on notifications only (0); the window is the pool's. */
+	struct vhu_pool *pool;
 	/* Room for later fields: zero (leave it out of the initialiser).  A
 	 * later release adds a field by taking space from it, so the size
 	 * and the offsets of the fields above never change. */
-	uint64_t reserved[8];
+	uint64_t reserved[7];
 };
+
+/*
+ * A worker pool: a few threads shared by the workers of many daemons (a
+ * storage target serving dozens of disks from one process).  A daemon
+ * created with config.pool keeps its queues_per_thread layout (its logical
+ * workers, the thread_id its device sees, listeners per worker, queues
+ * served together) but each logical worker runs on one pool thread: the
+ * least loaded (counting queues) when the daemon is created, preferring
+ * threads that host none of the device's other workers so that a device's
+ * queues spread.  Each device keeps its own socket, handler thread, memory
+ * table, rings and failure domain: a front end that misbehaves, stalls or
+ * goes away affects only its own device; ring changes, memory updates and
+ * resets of one device wait only for that device's callbacks and never
+ * stop a pool thread from serving the others.  What devices on one pool
+ * thread cost each other is the time their callbacks run (callbacks must
+ * not block, as always).  Each pool thread polls all its rings with one
+ * adaptive-polling policy (poll_us window) and sleeps when all are idle.
+ */
+struct vhu_pool_config {
+	const char *name; /* for logs and thread names; may be NULL */
+	/* Threads, 1..VHU_POOL_MAX_THREADS; 0: one per online CPU. */
+	unsigned threads;
+	/* Adaptive polling window of each thread (see vhu_daemon_config's
+	 * poll_us), 0: notifications only. */
+	unsigned poll_us;
+};
+
+#define VHU_POOL_MAX_THREADS 64
+
+/* Create a pool and start its threads.  cfg may be NULL (defaults).
+ * 0 and *out, -EINVAL, -ENOMEM or -errno.  Thread: any. */
+int vhu_pool_new(struct vhu_pool **out, const struct vhu_pool_config *cfg);
+
+/* Stop the threads and free the pool: 0, or -EBUSY (nothing done, logged)
+ * while daemons created with it are not freed yet.  NULL: 0. */
+int vhu_pool_free(struct vhu_pool *p);
+
+unsigned vhu_pool_num_threads(const struct vhu_pool *p);
 
 /*
  * Create a daemon for device `dev` with operations `ops` (both borrowed for
@@ -175,6 +220,10 @@ int vhu_daemon_del_listener(struct vhu_daemon *d, unsigned thread, int fd);
 
 /* Number of worker threads (entries of queues_per_thread). */
 unsigned vhu_daemon_num_threads(const struct vhu_daemon *d);
+
+/* The pool thread (0..threads-1) that runs the daemon's worker `worker`,
+ * -1 if the daemon has threads of its own, -EINVAL for a bad worker. */
+int vhu_daemon_pool_thread(const struct vhu_daemon *d, unsigned worker);
 
 /* Queue q of the current (or last) connection, or NULL if q is out of
  * range.  The vring object lives as long as the daemon. */
