@@ -25,11 +25,14 @@
  *   u16 writable bytes (% 70000), u16 request bytes, the request bytes.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -102,6 +105,29 @@ static void cleanup(void)
 	}
 }
 
+/* Scratch directories of fuzzers that died (a crash skips atexit). */
+static void remove_stale(void)
+{
+	DIR *d = opendir("/tmp");
+	struct dirent *e;
+	int pid;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (sscanf(e->d_name, "vhu-fuzz-fuse-%d-", &pid) != 1 || pid <= 0 ||
+		    kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		int fd =
+		    openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			rm_tree(fd);
+			close(fd);
+			unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+		}
+	}
+	closedir(d);
+}
+
 static void init_once(void)
 {
 	struct fs_opts o = {.num_request_queues = 1, .queue_size = 256, .cache = FS_CACHE_AUTO};
@@ -115,8 +141,14 @@ static void init_once(void)
 	struct rlimit fsz = {.rlim_cur = FUZZ_FILE_MAX, .rlim_max = FUZZ_FILE_MAX};
 	FZ_ASSERT(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
 	FZ_ASSERT(setrlimit(RLIMIT_FSIZE, &fsz) == 0);
-	snprintf(scratch, sizeof(scratch), "/tmp/vhu-fuzz-fuse-XXXXXX");
+	remove_stale();
+	snprintf(scratch, sizeof(scratch), "/tmp/vhu-fuzz-fuse-%d-XXXXXX", (int)getpid());
 	FZ_ASSERT(mkdtemp(scratch));
+	/* Root: a tmpfs of our own, in a mount namespace of our own, on the
+	 * scratch directory: bounded (64 MiB, whatever FALLOCATE asks) and
+	 * gone with the process, even one that crashed. */
+	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+		mount("fuzz-fuse", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=0700");
 	scratch_fd = open(scratch, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	FZ_ASSERT(scratch_fd >= 0);
 	atexit(cleanup);
@@ -233,6 +265,16 @@ static void patch(uint8_t rf, uint8_t *req, size_t n)
 	if (n < H)
 		return;
 	memcpy(&h, req, H);
+	/* FALLOCATE with KEEP_SIZE allocates past RLIMIT_FSIZE: keep its range
+	 * inside the bound (the server's checks of wild values are in the
+	 * malformed tests). */
+	if (h.opcode == FUSE_FALLOCATE && n >= H + sizeof(struct fuse_fallocate_in)) {
+		struct fuse_fallocate_in fa;
+		memcpy(&fa, req + H, sizeof(fa));
+		fa.offset %= FUZZ_FILE_MAX;
+		fa.length %= FUZZ_FILE_MAX - fa.offset + 1;
+		memcpy(req + H, &fa, sizeof(fa));
+	}
 	if (!(rf & 0x10))
 		h.len = (uint32_t)n;
 	if ((rf & 0x20) && nnode)

@@ -29,6 +29,7 @@ struct cli {
 	bool tag_set;
 	bool seccomp_set;
 	unsigned max_connections;
+	unsigned poll_us;
 	uint64_t rlimit_nofile;
 };
 
@@ -49,6 +50,7 @@ enum {
 	OPT_SECCOMP,
 	OPT_RLIMIT,
 	OPT_MAX_CONN,
+	OPT_POLL,
 };
 
 static const struct vhu_program_option options[] = {
@@ -88,6 +90,9 @@ static const struct vhu_program_option options[] = {
      OPT_SECCOMP},
     {"rlimit-nofile", 0, VHU_PROGRAM_ARG, "N",
      "open files limit (default: raised to the hard limit)", OPT_RLIMIT},
+    {"poll-us", 0, VHU_PROGRAM_ARG, "US",
+     "after a request, poll the queues up to US\nmicroseconds before sleeping (adaptive; 0: never)",
+     OPT_POLL},
     {"max-connections", 0, VHU_PROGRAM_ARG, "N", "exit after serving N front ends", OPT_MAX_CONN},
     {0},
 };
@@ -182,6 +187,10 @@ static int parse_option(struct vhu_program *p, void *ctx, int key, const char *a
 	case OPT_MAX_CONN:
 		err = number(p, "max-connections", arg, 1, UINT_MAX, &v);
 		c->max_connections = (unsigned)v;
+		return err;
+	case OPT_POLL:
+		err = number(p, "poll-us", arg, 0, 1000000, &v);
+		c->poll_us = (unsigned)v;
 		return err;
 	}
 	return -EINVAL;
@@ -288,6 +297,7 @@ static int serve(struct vhu_program *p, struct fs_dev *dev)
 	    .lock = VHU_LOCK_NONE,            /* the tables lock themselves */
 	    .vring_flavour = VHU_VRING_MUTEX, /* pool threads and lock waits push */
 	    .max_connections = cli.max_connections,
+	    .poll_us = cli.poll_us,
 	};
 	struct vhu_daemon *d;
 
