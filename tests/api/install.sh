@@ -11,14 +11,8 @@ set -u
 build=$1 src=$2
 . "$src/tests/lib/tap.sh"
 tap_scratch vhu-api-install
-root=$WORK/root
 libdir=$(meson_opt "$build" prefix)/$(meson_opt "$build" libdir)
-
-if ! meson install -C "$build" --destdir "$root" --no-rebuild --quiet >"$WORK/install.log" 2>&1; then
-	not_ok "meson install into a DESTDIR" "$(tail -5 "$WORK/install.log")"
-	tap_done
-	exit
-fi
+install_destdir "$build"
 # What the guide tells a user with a prefix of their own (the sysroot
 # variable stands for the DESTDIR here).
 export PKG_CONFIG_PATH="$root$libdir/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$root"

@@ -45,6 +45,16 @@ meson_opt() {
 		python3 -c "import json,sys; print(next(o['value'] for o in json.load(sys.stdin) if o['name']=='$2'))"
 }
 
+# install_destdir BUILD: `meson install` BUILD into $WORK/root (sets root);
+# if that fails, a not-ok line and the script ends.
+install_destdir() {
+	root=$WORK/root
+	meson install -C "$1" --destdir "$root" --no-rebuild --quiet >"$WORK/install.log" 2>&1 && return 0
+	not_ok "meson install into a DESTDIR" "$(tail -5 "$WORK/install.log" | tr '\n' '|')"
+	tap_done
+	exit
+}
+
 # listening PATH: a unix socket listens at PATH.
 listening() {
 	awk -v p="$1" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix

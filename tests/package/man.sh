@@ -11,22 +11,14 @@ build=$1 src=$2
 . "$src/tests/lib/tap.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vhu-man.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-root=$WORK/root
 if ! command -v man >/dev/null || ! command -v scdoc >/dev/null; then
 	not_ok "man and scdoc present" "apt-get install man-db scdoc (scripts/deps)"
 	tap_done
 	exit
 fi
-intro() {
-	meson introspect --buildoptions "$build" |
-		python3 -c "import json,sys; print(next(o['value'] for o in json.load(sys.stdin) if o['name']=='$1'))"
-}
+intro() { meson_opt "$build" "$1"; }
 prefix=$(intro prefix)
-if ! meson install -C "$build" --destdir "$root" --no-rebuild --quiet >"$WORK/install.log" 2>&1; then
-	not_ok "meson install" "$(tail -5 "$WORK/install.log")"
-	tap_done
-	exit
-fi
+install_destdir "$build"
 export MANPATH=$root$prefix/$(intro mandir) MANWIDTH=100 LC_ALL=C.UTF-8
 bindir=$root$prefix/$(intro bindir)
 

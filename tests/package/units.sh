@@ -22,22 +22,14 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-root=$WORK/root
 for t in systemd-analyze systemd-socket-activate; do
 	command -v $t >/dev/null || { not_ok "$t present" "apt-get install systemd"; tap_done; exit; }
 done
-intro() {
-	meson introspect --buildoptions "$build" |
-		python3 -c "import json,sys; print(next(o['value'] for o in json.load(sys.stdin) if o['name']=='$1'))"
-}
+intro() { meson_opt "$build" "$1"; }
 prefix=$(intro prefix)
 unitdir=$(intro systemdunitdir)
 [ -n "$unitdir" ] || unitdir=$prefix/lib/systemd/system
-if ! meson install -C "$build" --destdir "$root" --no-rebuild --quiet >"$WORK/install.log" 2>&1; then
-	not_ok "meson install" "$(tail -5 "$WORK/install.log")"
-	tap_done
-	exit
-fi
+install_destdir "$build"
 export LD_LIBRARY_PATH=$root$prefix/$(intro libdir)
 
 # Highest exposure (systemd-analyze security, in tenths: 15 = 1.5) each
