@@ -136,16 +136,36 @@ static void print_version(const struct vhu_program *p)
 	       p->info->version ? p->info->version : VHU_VERSION_STRING, VHU_VERSION_STRING);
 }
 
+/* A JSON string (the names are the device's, but a quote in one must not
+ * make the output invalid). */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
 /* vhost-user.json's VHostUserBackendCapabilities. */
 static void print_capabilities(const struct vhu_program_info *in)
 {
 	const char *const *f = in->features;
 
-	printf("{\n  \"type\": \"%s\"", in->type);
+	printf("{\n  \"type\": ");
+	json_str(in->type);
 	if (f && *f) {
 		printf(",\n  \"features\": [\n");
-		for (; *f; f++)
-			printf("    \"%s\"%s\n", *f, f[1] ? "," : "");
+		for (; *f; f++) {
+			printf("    ");
+			json_str(*f);
+			printf("%s\n", f[1] ? "," : "");
+		}
 		printf("  ]");
 	}
 	printf("\n}\n");

@@ -198,7 +198,7 @@ int vhu_program_listen(struct vhu_program *p);
  * to its socket path), each on its own thread, until SIGINT/SIGTERM or until one of them stops by
  * itself (max_connections, failure); then stop them all and wait for them.  Removes the socket
  * files it created.  Returns VHU_PROGRAM_EXIT_OK, or VHU_PROGRAM_EXIT_FAILURE if listening or
- * serving failed (printed) or a socket has no daemon.
+ * serving failed (printed) or a socket has no daemon.  Call it once.
  */
 int vhu_program_run(struct vhu_program *p);
 
