@@ -175,19 +175,11 @@ static void op_reset_device(void *dev)
 		        atomic_load(&d->busy));
 }
 
-/* Serve a chain on this worker; false when it was deferred (not ours). */
-static bool serve_inline(struct fs_dev *d, struct fs_worker *w, struct fs_slot *s)
-{
-	uint32_t written = 0;
-
-	if (fs_handle(d->fs, &w->t, &s->chain, s, &written) == 1)
-		return false;
-	vhu_vring_lock(s->vr);
-	vhu_vring_push(s->vr, &s->chain, written);
-	vhu_vring_unlock(s->vr);
-	return true;
-}
-
+/*
+ * A kick: pop, serve, push until the ring is empty.  The vring lock (other
+ * threads push: pool, lock waits) is held while popping and pushing, and
+ * dropped while a request is served: one lock/unlock per request.
+ */
 static int op_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_vring **vrings,
                            unsigned nvrings, unsigned thread)
 {
@@ -201,6 +193,7 @@ static int op_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_vr
 	bool pool = d->pool && ev != 0;
 	int rc = 0;
 
+	vhu_vring_lock(vr);
 	for (;;) {
 		struct fs_slot *s = w->spare ? w->spare : fs_slot_get(d);
 		w->spare = NULL;
@@ -210,33 +203,36 @@ static int op_handle_event(void *dev, uint16_t ev, uint32_t evset, struct vhu_vr
 		}
 		s->vr = vr;
 		s->gen = atomic_load(&d->gen);
-		vhu_vring_lock(vr);
 		int n = vhu_vring_pop(vr, &s->chain);
+		w->spare = s;
 		if (n == -E2BIG) {
 			/* Too many buffers to even read the request. */
 			vhu_log(VHU_LOG_WARN, "vhu-fs: queue %u: chain of more than %u buffers", ev,
 			        d->iov_max);
 			vhu_vring_push(vr, &s->chain, 0);
-		}
-		vhu_vring_unlock(vr);
-		if (n == -E2BIG) {
-			w->spare = s;
 			continue;
 		}
 		if (n <= 0) {
-			w->spare = s;
 			rc = n;
 			break;
 		}
+		vhu_vring_unlock(vr);
 		if (pool) {
+			w->spare = NULL;
 			s->mem = vhu_mem_ref(vhu_vring_mem(vr));
 			atomic_fetch_add(&d->busy, 1);
 			fs_pool_submit(d->pool, s);
-		} else if (serve_inline(d, w, s)) {
-			w->spare = s;
+			vhu_vring_lock(vr);
+			continue;
 		}
+		uint32_t written = 0;
+		bool deferred = fs_handle(d->fs, &w->t, &s->chain, s, &written) == 1;
+		vhu_vring_lock(vr);
+		if (deferred)
+			w->spare = NULL; /* the lock waiter's now */
+		else
+			vhu_vring_push(vr, &s->chain, written);
 	}
-	vhu_vring_lock(vr);
 	vhu_vring_notify(vr);
 	vhu_vring_unlock(vr);
 	return rc;

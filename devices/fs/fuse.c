@@ -155,11 +155,21 @@ static void reply_raw(struct fs_req *r, int err, const void *a, size_t alen, con
 	}
 	if (h.error)
 		atomic_fetch_add_explicit(&r->fs->st.errors, 1, memory_order_relaxed);
-	vhu_chain_write(r->c, 0, &h, sizeof(h));
-	if (alen)
-		vhu_chain_write(r->c, sizeof(h), a, alen);
-	if (blen)
-		vhu_chain_write(r->c, sizeof(h) + alen, b, blen);
+	if (h.len <= 512) { /* the usual small reply: one copy into the chain */
+		uint8_t buf[512];
+		memcpy(buf, &h, sizeof(h));
+		if (alen)
+			memcpy(buf + sizeof(h), a, alen);
+		if (blen)
+			memcpy(buf + sizeof(h) + alen, b, blen);
+		vhu_chain_write(r->c, 0, buf, h.len);
+	} else {
+		vhu_chain_write(r->c, 0, &h, sizeof(h));
+		if (alen)
+			vhu_chain_write(r->c, sizeof(h), a, alen);
+		if (blen)
+			vhu_chain_write(r->c, sizeof(h) + alen, b, blen);
+	}
 	r->written = h.len;
 }
 

@@ -296,6 +296,7 @@ int fusec_call_as(struct fusec *c, unsigned q, uint32_t opcode, uint64_t nodeid,
                   struct fusec_reply *r)
 {
 	int64_t u = submit(c, q, opcode, nodeid, uid, gid, args, nargs, reply_cap);
+	memset(r, 0, sizeof(*r));
 	if (u < 0)
 		return (int)u;
 	return fusec_wait(c, q, FUSEC_TIMEOUT_MS, r);
