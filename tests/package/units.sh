@@ -9,7 +9,8 @@
 #    listening socket as systemd would (LISTEN_FDS, fd 3), accepts the
 #    connection that activated it, answers a front end (GET_FEATURES), serves
 #    real I/O (vhu-blk: vhu-bench writes), serves a second front end on the
-#    same socket, and exits 0 on SIGTERM.
+#    same socket, and exits 0 on SIGTERM; vhu-net --peer on two activated
+#    sockets as vhu-net(1) documents.
 # The packaged units under a real systemd: tests/package/deb.sh.
 # usage: units.sh BUILD_ROOT SOURCE_ROOT
 set -u
@@ -138,4 +139,29 @@ for d in "${daemons[@]}"; do
 			"probe 2 ($r3): $p3" "exit status after SIGTERM: $rs" "log: $(tail -5 "$WORK/$d.log" | tr '\n' '|')"
 	fi
 done
+
+# vhu-net --peer as vhu-net(1) tells: a second ListenStream= (fd 4) and
+# OPTIONS=--peer --fd 4.  Both sides answer, the second one too.
+if [[ " ${daemons[*]} " == *" net "* ]]; then
+	mapfile -t argv < <(python3 "$src/tests/package/unit_cmd.py" "$WORK/units/vhu-net@.service" test0 \
+		"OPTIONS=--peer --fd 4")
+	rm -f "$WORK/a.sock" "$WORK/b.sock"
+	systemd-socket-activate -l "$WORK/a.sock" -l "$WORK/b.sock" -- "${argv[@]}" >"$WORK/peer.log" 2>&1 &
+	pid=$!
+	r1=1 r2=1
+	if wait_listening "$WORK/a.sock" && wait_listening "$WORK/b.sock"; then
+		p1=$(timeout 20 python3 "$src/tests/package/vhost_probe.py" "$WORK/b.sock" 2>&1)
+		r1=$?
+		p2=$(timeout 20 python3 "$src/tests/package/vhost_probe.py" "$WORK/a.sock" 2>&1)
+		r2=$?
+	fi
+	stop
+	rs=$?
+	if [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ $rs -eq 0 ]; then
+		ok "vhu-net --peer socket-activated on two sockets (${argv[*]##*/}): both sides answer, exit 0"
+	else
+		not_ok "vhu-net --peer on two activated sockets" "b ($r1): ${p1:-}" "a ($r2): ${p2:-}" \
+			"exit $rs" "log: $(tail -5 "$WORK/peer.log" | tr '\n' '|')"
+	fi
+fi
 tap_done
