@@ -8,16 +8,20 @@
 # the protocol handler and the exit path are left out; the total is divided
 # by the requests the back end reports at exit.
 #
-#   bench/icount.sh [-b BUILD] [-n REQUESTS] [-s SECONDS] [-k] WHAT...
+#   bench/icount.sh [-b BUILD] [-n REQUESTS] [-s SECONDS] [-k] [-L] WHAT...
 #     WHAT   blk-write  vhu-blk --null, 4 KiB writes, one queue, depth 32
 #            blk-read   the same with reads (the null engine zero-fills the
 #                       buffer: that memset is counted apart and left out)
 #            net        vhu-net --loopback, 64 B frames, DPDK testpmd's
 #                       virtio-user port in io forwarding (frames forwarded)
+#            net-lowload  vhu-net --loopback, 64 B frames at 50000/s from
+#                       vhu-net-lowload (a libvhu-frontend driver: with -L)
 #     -b  meson build dir (default ./build)
 #     -n  requests for blk (vhu-bench --requests; default 200000)
 #     -s  seconds of forwarding for net (default 3)
 #     -k  keep the callgrind output (its directory is printed)
+#     -L  dirty logging on, as during a live migration (vhu-bench --log,
+#         vhu-net-lowload -L; not for net: testpmd does not log)
 # Prints one line per WHAT:  "WHAT: IR_PER_REQUEST Ir/request (N requests, ...)".
 # The back end runs notification-driven (vhu-blk --poll-us 0; vhu-net's
 # default), because polling spins a number of instructions that depends on
@@ -28,12 +32,14 @@ build=$here/../build
 nreq=200000
 secs=3
 keep=
-while getopts "b:n:s:kh" opt; do
+log=
+while getopts "b:n:s:kLh" opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	n) nreq=$OPTARG ;;
 	s) secs=$OPTARG ;;
 	k) keep=1 ;;
+	L) log=1 ;;
 	*)
 		sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'
 		exit 2
@@ -87,7 +93,7 @@ total_ir() {
 	total=$(awk '/^(summary|totals):/ { print $2; exit }' "$1")
 	if [ -n "${2:-}" ]; then
 		ex=$(callgrind_annotate --threshold=100 "$1" 2>/dev/null |
-			awk -v re="$2" '$0 ~ re { gsub(",", "", $1); s += $1 } END { print s + 0 }')
+			awk -v re="$2" '$0 ~ re && !/=>/ { gsub(",", "", $1); s += $1 } END { print s + 0 }')
 	fi
 	echo $((total - ex))
 }
@@ -97,11 +103,12 @@ blk() { # blk read|write
 	start_cg "blk-$rw" "$build/devices/blk/vhu-blk" --socket-path "$work/blk-$rw.sock" --null \
 		--num-queues 1 --threads 1 --poll-us 0
 	taskset -c "$GEN_CPU" "$build/bench/vhu-bench" --socket "$work/blk-$rw.sock" --queue-depth 32 \
-		--rw "$rw" --poll --warmup 0 --duration 600 --requests "$nreq" >"$work/blk-$rw.bench" 2>&1 ||
+		--rw "$rw" --poll --warmup 0 --duration 600 --requests "$nreq" ${log:+--log} \
+		>"$work/blk-$rw.bench" 2>&1 ||
 		{ cat "$work/blk-$rw.bench" >&2; return 1; }
 	stop_cg
 	n=$(sed -n 's/.*stopped after .* front end(s), \([0-9]*\) requests.*/\1/p' "$work/blk-$rw.log")
-	[ "$rw" = read ] && ex='memset'
+	[ "$rw" = read ] && ex=':__memset'
 	ir=$(total_ir "$work/blk-$rw.cg" "$ex")
 	awk -v ir="$ir" -v n="$n" -v w="blk-$rw" 'BEGIN {
 		if (n > 0) printf "%s: %.0f Ir/request (%d requests, %d Ir)\n", w, ir / n, n, ir
@@ -132,13 +139,29 @@ net() {
 		else { print "net: no frames counted"; exit 1 } }'
 }
 
+# vhu-net-lowload: a fixed number of frames at a fixed rate (the back end
+# sleeps between them, as notification-driven vhu-net does anyway).
+net_lowload() {
+	local frames ir
+	start_cg netl "$build/devices/net/vhu-net" --loopback --socket-path "$work/netl.sock"
+	taskset -c "$GEN_CPU" "$build/bench/net/vhu-net-lowload" -s "$work/netl.sock" -r 50000 \
+		-w 0 -d "$secs" ${log:+-L} >"$work/netl.gen" 2>&1 || { cat "$work/netl.gen" >&2; return 1; }
+	stop_cg
+	frames=$(awk '/: tx [0-9]/ { print $3; exit }' "$work/netl.log")
+	ir=$(total_ir "$work/netl.cg")
+	awk -v ir="$ir" -v n="${frames:-0}" 'BEGIN {
+		if (n > 0) printf "net-lowload: %.0f Ir/frame (%d frames, %d Ir)\n", ir / n, n, ir
+		else { print "net-lowload: no frames counted"; exit 1 } }'
+}
+
 for what in "$@"; do
 	case $what in
 	blk-write) blk write ;;
 	blk-read) blk read ;;
 	net) net ;;
+	net-lowload) net_lowload ;;
 	*)
-		echo "icount.sh: unknown '$what' (blk-write, blk-read, net)" >&2
+		echo "icount.sh: unknown '$what' (blk-write, blk-read, net, net-lowload)" >&2
 		exit 2
 		;;
 	esac

@@ -118,12 +118,21 @@ void vhu_dirty_mark(struct vhu_dirty *log, uint64_t gpa, uint64_t len)
 
 void vhu_log_cache_flush(struct vhu_log_cache *c)
 {
+	const struct vhu_dirty *log = c->log;
+
 	/* Everything the marks cover was written before they are published:
 	 * a front end that sees a bit reads the page after our writes. */
 	if (c->n)
 		atomic_thread_fence(memory_order_release);
-	for (unsigned i = 0; i < c->n; i++)
-		or_word(c->log, c->e[i].word, c->e[i].bits);
+	for (unsigned i = 0; i < c->n; i++) {
+		uint64_t w = c->e[i].word;
+
+		if (__builtin_expect(log->aligned && w < log->bits / 64, 1))
+			__atomic_fetch_or((uint64_t *)(log->bitmap + w * 8), c->e[i].bits,
+			                  __ATOMIC_RELAXED);
+		else
+			or_word(log, w, c->e[i].bits);
+	}
 	c->marked += c->n;
 	c->n = 0;
 }

@@ -90,6 +90,24 @@ int vhu_mem_gpa_to_iov_hint(const struct vhu_mem *mem, uint64_t gpa, uint64_t le
 int vhu_mem_hva_to_gpa_hint(const struct vhu_mem *mem, const void *hva, uint64_t *gpa,
                             unsigned *hint);
 
+/* Data-path hva -> gpa: the hinted region inline, else the search. */
+static inline int vhu_mem_hva_gpa(const struct vhu_mem *mem, const void *hva, uint64_t *gpa,
+                                  unsigned *hint)
+{
+	unsigned h = *hint;
+
+	if (h < mem->nregions) {
+		const struct vhu_mem_region *r = mem->regions[h];
+		uintptr_t off = (uintptr_t)hva - (uintptr_t)r->hva;
+
+		if ((uintptr_t)hva >= (uintptr_t)r->hva && off < r->size) {
+			*gpa = r->gpa + off;
+			return 0;
+		}
+	}
+	return vhu_mem_hva_to_gpa_hint(mem, hva, gpa, hint);
+}
+
 /* Empty snapshot (no regions). */
 struct vhu_mem *vhu_mem_new_empty(void);
 /* Map `n` regions from SET_MEM_TABLE (fds borrowed, not closed).  Rejects
@@ -158,23 +176,37 @@ static inline void vhu_log_cache_init(struct vhu_log_cache *c, struct vhu_dirty 
 	c->marked = 0;
 }
 
+/* Ranges over several pages, past the log (clipped) or a full cache. */
 void vhu_log_cache_mark_slow(struct vhu_log_cache *c, uint64_t gpa, uint64_t len);
 void vhu_log_cache_flush(struct vhu_log_cache *c);
+
+/* Mark one page: OR its bit into the cached word (newest first: a burst
+ * mostly repeats the words it just marked), or start a new word. */
+static inline void vhu_log_cache_page(struct vhu_log_cache *c, uint64_t page)
+{
+	uint64_t w = page / 64, bit = 1ULL << (page % 64);
+
+	for (unsigned i = c->n; i-- > 0;) {
+		if (c->e[i].word == w) {
+			c->e[i].bits |= bit;
+			return;
+		}
+	}
+	if (__builtin_expect(page >= c->log->bits || c->n == VHU_LOG_CACHE, 0)) {
+		vhu_log_cache_mark_slow(c, page * VHU_LOG_PAGE, 1);
+		return;
+	}
+	c->e[c->n].word = w;
+	c->e[c->n++].bits = bit;
+}
 
 /* Mark [gpa, gpa+len) in the cache (clipped like vhu_dirty_mark). */
 static inline void vhu_log_cache_mark(struct vhu_log_cache *c, uint64_t gpa, uint64_t len)
 {
-	uint64_t page = gpa / VHU_LOG_PAGE;
-
-	if (!len)
-		return;
-	/* One page, and the word is the one marked last: no search. */
-	if (c->n && (gpa % VHU_LOG_PAGE) + len <= VHU_LOG_PAGE && page < c->log->bits &&
-	    c->e[c->n - 1].word == page / 64) {
-		c->e[c->n - 1].bits |= 1ULL << (page % 64);
-		return;
-	}
-	vhu_log_cache_mark_slow(c, gpa, len);
+	if (__builtin_expect(len && (gpa % VHU_LOG_PAGE) + len <= VHU_LOG_PAGE, 1))
+		vhu_log_cache_page(c, gpa / VHU_LOG_PAGE);
+	else if (len)
+		vhu_log_cache_mark_slow(c, gpa, len);
 }
 
 /* ---- inflight.c ------------------------------------------------------- */

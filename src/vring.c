@@ -120,6 +120,17 @@ int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features
 
 uint32_t vhu_vring_stop(struct vhu_vring *vr)
 {
+	struct vhu_dirty *log = vhu_vring_dirty(vr);
+
+	/* Migration: the ring's last state is what the destination resumes
+	 * from (the final log collection follows GET_VRING_BASE). */
+	if (vr->started && log && !vhu_vring_failed(vr)) {
+		struct vhu_log_cache lc;
+
+		vhu_log_cache_init(&lc, log);
+		vr->ops->log_all(vr, &lc);
+		vhu_vring_log_flush(vr, &lc);
+	}
 	vr->started = false;
 	return vr->ops->base ? vr->ops->base(vr) : vr->last_avail_idx;
 }

@@ -60,43 +60,14 @@ void vhu_vring_count_requests(struct vhu_vring *vr, unsigned n)
 
 /* ---- dirty logging ------------------------------------------------------ */
 
-/* hva -> gpa for logging; a write into memory no longer in the table
- * (removed while the request was in flight) has nothing to mark. */
-static bool log_gpa(struct vhu_vring *vr, const void *hva, uint64_t *gpa)
+void vhu_vring_log_unmapped(struct vhu_vring *vr)
 {
-	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
 	static atomic_bool warned;
 
-	if (likely(mem && vhu_mem_hva_to_gpa_hint(mem, hva, gpa, &vr->log_hint) == 0))
-		return true;
 	if (!atomic_exchange(&warned, true))
 		VHU_LOGW("vring %u: a write into guest memory that is no longer mapped is not "
 		         "logged",
 		         vr->index);
-	return false;
-}
-
-void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_log_cache *lc,
-                           const struct vhu_chain *c, uint64_t written)
-{
-	for (uint32_t i = 0; written && i < c->in_num; i++) {
-		const struct iovec *v = &c->iov[c->out_num + i];
-		uint64_t n = v->iov_len < written ? v->iov_len : written;
-		uint64_t gpa;
-
-		if (n && log_gpa(vr, v->iov_base, &gpa))
-			vhu_log_cache_mark(lc, gpa, n);
-		written -= n;
-	}
-}
-
-void vhu_vring_log_ring(struct vhu_vring *vr, struct vhu_log_cache *lc, const void *hva,
-                        uint64_t len)
-{
-	uint64_t gpa;
-
-	if ((vr->addr.flags & (1u << VHU_VRING_F_LOG)) && log_gpa(vr, hva, &gpa))
-		vhu_log_cache_mark(lc, gpa, len);
 }
 
 void vhu_vring_log_flush(struct vhu_vring *vr, struct vhu_log_cache *lc)
@@ -116,7 +87,7 @@ void vhu_vring_log_write(struct vhu_vring *vr, const void *p, size_t len)
 	struct vhu_log_cache lc;
 	uint64_t gpa;
 
-	if (likely(!log) || !len || !log_gpa(vr, p, &gpa))
+	if (likely(!log) || !len || !vhu_vring_log_gpa(vr, p, &gpa))
 		return;
 	vhu_log_cache_init(&lc, log);
 	vhu_log_cache_mark(&lc, gpa, len);

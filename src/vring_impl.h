@@ -35,6 +35,8 @@ struct vhu_vring_ops {
 	bool (*has_avail)(struct vhu_vring *vr);
 	/* GET_VRING_BASE value of a started ring; NULL: last_avail_idx. */
 	uint32_t (*base)(const struct vhu_vring *vr);
+	/* Mark every byte of ring memory the device writes (migration log). */
+	void (*log_all)(struct vhu_vring *vr, struct vhu_log_cache *lc);
 };
 
 extern const struct vhu_vring_ops vhu_split_ops;
@@ -106,11 +108,44 @@ int vhu_vring_alloc_state(struct vhu_vring *vr);
  * follows the write it covers: a front end collecting the log concurrently
  * then reads the page after the write.
  */
-void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_log_cache *lc,
-                           const struct vhu_chain *c, uint64_t written);
-void vhu_vring_log_ring(struct vhu_vring *vr, struct vhu_log_cache *lc, const void *hva,
-                        uint64_t len);
 void vhu_vring_log_flush(struct vhu_vring *vr, struct vhu_log_cache *lc);
+/* Reports (once) a write into memory no longer in the table. */
+void vhu_vring_log_unmapped(struct vhu_vring *vr);
+
+/* hva -> gpa for logging; a write into memory removed while the request
+ * was in flight has nothing to mark. */
+static inline bool vhu_vring_log_gpa(struct vhu_vring *vr, const void *hva, uint64_t *gpa)
+{
+	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
+
+	if (likely(mem && vhu_mem_hva_gpa(mem, hva, gpa, &vr->log_hint) == 0))
+		return true;
+	vhu_vring_log_unmapped(vr);
+	return false;
+}
+
+static inline void vhu_vring_log_written(struct vhu_vring *vr, struct vhu_log_cache *lc,
+                                         const struct vhu_chain *c, uint64_t written)
+{
+	for (uint32_t i = 0; written && i < c->in_num; i++) {
+		const struct iovec *v = &c->iov[c->out_num + i];
+		uint64_t n = v->iov_len < written ? v->iov_len : written;
+		uint64_t gpa;
+
+		if (n && vhu_vring_log_gpa(vr, v->iov_base, &gpa))
+			vhu_log_cache_mark(lc, gpa, n);
+		written -= n;
+	}
+}
+
+static inline void vhu_vring_log_ring(struct vhu_vring *vr, struct vhu_log_cache *lc,
+                                      const void *hva, uint64_t len)
+{
+	uint64_t gpa;
+
+	if ((vr->addr.flags & (1u << VHU_VRING_F_LOG)) && vhu_vring_log_gpa(vr, hva, &gpa))
+		vhu_log_cache_mark(lc, gpa, len);
+}
 
 /* Count n popped chains. */
 void vhu_vring_count_requests(struct vhu_vring *vr, unsigned n);

@@ -179,20 +179,12 @@ static int packed_map(struct vhu_vring *vr, const struct vhu_mem *mem)
 /* Write the device event area: where we want the next kick. */
 static void write_device_ev(struct vhu_vring *vr, uint16_t flags)
 {
-	struct vhu_dirty *log = vhu_vring_dirty(vr);
 	struct pevent *ev = device_ev(vr);
 
 	if (flags == EV_DESC)
 		__atomic_store_n(&ev->off_wrap, pos_wrap(vr->last_avail_idx, vr->avail_wrap),
 		                 __ATOMIC_RELAXED);
 	__atomic_store_n(&ev->flags, flags, __ATOMIC_RELEASE);
-	if (unlikely(log != NULL)) {
-		struct vhu_log_cache lc;
-
-		vhu_log_cache_init(&lc, log);
-		vhu_vring_log_ring(vr, &lc, ev, sizeof(*ev));
-		vhu_vring_log_flush(vr, &lc);
-	}
 }
 
 static bool packed_has_avail(struct vhu_vring *vr);
@@ -627,6 +619,15 @@ static bool packed_set_notification(struct vhu_vring *vr, bool enable)
 	return packed_has_avail(vr);
 }
 
+/* Ring stop while logging: every used descriptor was marked when written;
+ * the device event area (written as notifications go on and off) and the
+ * ring are marked once more, so their last values reach the destination. */
+static void packed_log_all(struct vhu_vring *vr, struct vhu_log_cache *lc)
+{
+	vhu_vring_log_ring(vr, lc, vr->desc, 16 * (uint64_t)vr->num);
+	vhu_vring_log_ring(vr, lc, vr->used, sizeof(struct pevent));
+}
+
 const struct vhu_vring_ops vhu_packed_ops = {
     .name = "packed",
     .map = packed_map,
@@ -638,4 +639,5 @@ const struct vhu_vring_ops vhu_packed_ops = {
     .set_notification = packed_set_notification,
     .has_avail = packed_has_avail,
     .base = packed_base,
+    .log_all = packed_log_all,
 };

@@ -86,17 +86,12 @@ static inline void log_used(struct vhu_vring *vr, struct vhu_log_cache *lc, uint
 		vhu_log_cache_mark(lc, vr->addr.log_guest_addr + off, len);
 }
 
-/* One used-ring field written outside a push (flags, avail_event). */
-static void log_used_now(struct vhu_vring *vr, uint64_t off, uint64_t len)
+/* Ring stop while logging: the suppression fields (flags, avail_event),
+ * written without a mark as notifications go on and off, are marked with
+ * the whole used ring, so their last values reach the destination. */
+static void split_log_all(struct vhu_vring *vr, struct vhu_log_cache *lc)
 {
-	struct vhu_dirty *log = vhu_vring_dirty(vr);
-	struct vhu_log_cache lc;
-
-	if (likely(!log))
-		return;
-	vhu_log_cache_init(&lc, log);
-	log_used(vr, &lc, off, len);
-	vhu_vring_log_flush(vr, &lc);
+	log_used(vr, lc, 0, 4 + 8 * (uint64_t)vr->num + (vr->event_idx ? 2 : 0));
 }
 
 /*
@@ -108,7 +103,7 @@ static void log_pushes(struct vhu_vring *vr, struct vhu_log_cache *lc,
                        const struct vhu_chain *const *chains, const uint32_t *written, unsigned n,
                        uint16_t start)
 {
-	uint16_t mask = (uint16_t)(vr->num - 1);
+	uint32_t first = start & (uint16_t)(vr->num - 1), tail = vr->num - first;
 
 	for (unsigned k = 0; k < n; k++) {
 		uint32_t w =
@@ -116,8 +111,11 @@ static void log_pushes(struct vhu_vring *vr, struct vhu_log_cache *lc,
 
 		if (w)
 			vhu_vring_log_written(vr, lc, chains[k], w);
-		log_used(vr, lc, 4 + 8 * (uint64_t)((uint16_t)(start + k) & mask), 8);
 	}
+	/* The entries are consecutive (n <= num): one range, two past the end. */
+	log_used(vr, lc, 4 + 8 * (uint64_t)first, 8 * (uint64_t)(n < tail ? n : tail));
+	if (n > tail)
+		log_used(vr, lc, 4, 8 * (uint64_t)(n - tail));
 	vhu_log_cache_flush(lc);
 }
 
@@ -255,11 +253,8 @@ static int split_start(struct vhu_vring *vr)
 	}
 	/* A previous back end may have left kicks suppressed. */
 	__atomic_store_n(&used(vr)->flags, 0, __ATOMIC_RELAXED);
-	log_used_now(vr, 0, 2);
-	if (vr->event_idx) {
+	if (vr->event_idx)
 		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
-		log_used_now(vr, 4 + 8 * (uint64_t)vr->num, 2);
-	}
 	/* Resubmissions must not wait for the driver's next kick. */
 	if (vr->nresubmit && vr->kick_fd >= 0) {
 		uint64_t one = 1;
@@ -489,10 +484,8 @@ static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, un
 			break;
 		}
 	}
-	if (from_avail && vr->event_idx && !vr->notify_disabled) {
+	if (from_avail && vr->event_idx && !vr->notify_disabled)
 		__atomic_store_n(avail_event(vr), vr->last_avail_idx, __ATOMIC_RELAXED);
-		log_used_now(vr, 4 + 8 * (uint64_t)vr->num, 2);
-	}
 done:
 	vhu_vring_count_requests(vr, k);
 	return e2big ? -E2BIG : (int)k;
@@ -673,7 +666,6 @@ static bool split_set_notification(struct vhu_vring *vr, bool enable)
 	vr->notify_disabled = !enable;
 	if (!vr->event_idx) {
 		__atomic_store_n(&used(vr)->flags, enable ? 0 : USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
-		log_used_now(vr, 0, 2);
 	} else {
 		/* Off: an avail_event just behind what the driver has published
 		 * keeps vring_need_event() false for its next 65535 buffers (as
@@ -682,7 +674,6 @@ static bool split_set_notification(struct vhu_vring *vr, bool enable)
 		uint16_t ev = enable ? vr->shadow_avail_idx : (uint16_t)(vr->shadow_avail_idx - 1);
 
 		__atomic_store_n(avail_event(vr), ev, __ATOMIC_RELAXED);
-		log_used_now(vr, 4 + 8 * (uint64_t)vr->num, 2);
 	}
 	if (!enable)
 		return false;
@@ -702,4 +693,5 @@ const struct vhu_vring_ops vhu_split_ops = {
     .need_notify = split_need_notify,
     .set_notification = split_set_notification,
     .has_avail = split_has_avail,
+    .log_all = split_log_all,
 };

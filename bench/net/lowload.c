@@ -24,7 +24,10 @@
 #include <inttypes.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,7 @@ struct opts {
 	double rate, dur, warm;
 	unsigned len, qsize;
 	pid_t pid;
+	bool log; /* dirty logging on, as during a live migration */
 };
 
 struct counts {
@@ -61,6 +65,7 @@ struct ll {
 	uint64_t *tx_free; /* stack of free tx buffer gpas */
 	unsigned ntx_free;
 	struct counts c;
+	atomic_bool done; /* stops the -L log thread */
 };
 
 static void usage(FILE *out)
@@ -75,6 +80,8 @@ static void usage(FILE *out)
 	             "  -l LEN    frame bytes without the virtio header, 60..1514 (default 64)\n"
 	             "  -q N      ring size, power of two 64..1024 (default 256)\n"
 	             "  -p PID    back-end process (default: the socket's owner, SO_PEERCRED)\n"
+	             "  -L        dirty logging on, as during a live migration: a log region,\n"
+	             "            VHOST_F_LOG_ALL, VRING_F_LOG, the log collected every 100 ms\n"
 	             "  -h        this help\n");
 }
 
@@ -84,7 +91,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){.dur = 5, .warm = 1, .len = 64, .qsize = 256};
-	while ((c = getopt(argc, argv, "s:r:d:w:l:q:p:h")) != -1) {
+	while ((c = getopt(argc, argv, "s:r:d:w:l:q:p:Lh")) != -1) {
 		errno = 0;
 		switch (c) {
 		case 's':
@@ -108,6 +115,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'p':
 			o->pid = (pid_t)strtol(optarg, &end, 10);
 			break;
+		case 'L':
+			o->log = true;
+			continue;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -182,12 +192,27 @@ static int setup(struct ll *l)
 		return -ENOTSUP; /* the header length below assumes VERSION_1 */
 	/* REPLY_ACK and MQ as QEMU asks them (MQ: the back end may insist). */
 	r = vhuf_negotiate(l->f, want & offered,
-	                   VHU_BIT(VHU_PF_REPLY_ACK) | VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_CONFIG));
+	                   VHU_BIT(VHU_PF_REPLY_ACK) | VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_CONFIG) |
+	                       (l->o.log ? VHU_BIT(VHU_PF_LOG_SHMFD) : 0));
 	if (r == 0)
 		r = vhuf_queue_setup(l->f, RXQ, l->o.qsize);
 	if (r == 0)
 		r = vhuf_queue_setup(l->f, TXQ, l->o.qsize);
+	if (r == 0 && l->o.log)
+		r = vhuf_log_start(l->f);
 	return r;
+}
+
+/* -L: collect the dirty log every 100 ms, as a migrating VMM does. */
+static void *log_thread(void *arg)
+{
+	struct ll *l = arg;
+
+	while (!atomic_load(&l->done)) {
+		usleep(100 * 1000);
+		vhuf_log_sync(l->f);
+	}
+	return NULL;
 }
 
 static int post_rx(struct ll *l, uint64_t gpa)
@@ -353,12 +378,12 @@ static void print_result(const struct ll *l, pid_t pid, double window, const str
 	proc_comm(pid, comm, sizeof(comm));
 	printf("rate %.0f len %u window_s %.3f sent %" PRIu64 " received %" PRIu64 " lost %" PRIu64
 	       " achieved_pps %.0f backend_pid %d backend %s cpu_us %.0f cpu_us_per_frame %.3f "
-	       "tick_cpu_us %" PRId64 " ctxsw_per_frame %.3f kicks_per_frame %.3f\n",
+	       "tick_cpu_us %" PRId64 " ctxsw_per_frame %.3f kicks_per_frame %.3f dirty_log %d\n",
 	       l->o.rate, l->o.len, window, c->sent, c->received, lost, frames / window, (int)pid,
 	       comm[0] ? comm : "?", (double)sched_ns / 1e3,
 	       frames > 0 ? (double)sched_ns / 1e3 / frames : 0.0, tick_us,
 	       frames > 0 ? (double)ctxsw / frames : 0.0,
-	       frames > 0 ? (double)c->kicks / frames : 0.0);
+	       frames > 0 ? (double)c->kicks / frames : 0.0, l->o.log ? 1 : 0);
 }
 
 int main(int argc, char **argv)
@@ -383,6 +408,11 @@ int main(int argc, char **argv)
 		free(l.tx_free);
 		return 1;
 	}
+	pthread_t lt;
+	if (l.o.log && pthread_create(&lt, NULL, log_thread, &l)) {
+		fprintf(stderr, "vhu-net-lowload: cannot start the log thread\n");
+		return 1;
+	}
 	pid_t pid = l.o.pid ? l.o.pid : peer_pid(vhuf_sock(l.f));
 	uint64_t period = (uint64_t)(1e9 / l.o.rate), next = now_ns();
 
@@ -404,6 +434,10 @@ int main(int argc, char **argv)
 	                   .kicks = l.c.kicks - c0.kicks,
 	                   .wakeups = l.c.wakeups - c0.wakeups};
 	drain_tail(&l); /* then count what came back (lost = sent - received) */
+	if (l.o.log) {
+		atomic_store(&l.done, true);
+		pthread_join(lt, NULL);
+	}
 	d.received = l.c.received - c0.received;
 	uint64_t lost = l.c.sent > l.c.received ? l.c.sent - l.c.received : 0;
 	if (r < 0 || pid <= 0 || s0 < 0 || s1 < 0) {

@@ -61,6 +61,7 @@ struct bench_opts {
 	pid_t backend_pid; /* 0: SO_PEERCRED */
 	uint64_t seed;
 	uint64_t rate; /* requests/s over all queues; 0: unpaced */
+	bool log;      /* dirty logging on, collected every 100 ms (--log) */
 	int connect_timeout_ms;
 };
 

@@ -189,7 +189,8 @@ int bench_setup(struct bench *b)
 		return r;
 	}
 	find_backend(b);
-	uint64_t pf = VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_REPLY_ACK) | VHU_BIT(VHU_PF_CONFIG);
+	uint64_t pf = VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_REPLY_ACK) | VHU_BIT(VHU_PF_CONFIG) |
+	              (b->o.log ? VHU_BIT(VHU_PF_LOG_SHMFD) : 0);
 	r = vhuf_negotiate(b->f, wanted_features(&b->o), pf);
 	if (r < 0) {
 		fprintf(stderr, "vhu-bench: negotiation: %s\n", strerror(-r));
@@ -209,7 +210,14 @@ int bench_setup(struct bench *b)
 	}
 	if ((r = read_config(b)) < 0 || (r = check_queues(b)) < 0)
 		return r;
-	return setup_queues(b);
+	if ((r = setup_queues(b)) < 0 || !b->o.log)
+		return r;
+	/* Migration: logging on once the rings run (as QEMU turns it on). */
+	r = vhuf_log_start(b->f);
+	if (r < 0)
+		fprintf(stderr, "vhu-bench: --log: %s (LOG_SHMFD and LOG_ALL offered?)\n",
+		        strerror(-r));
+	return r;
 }
 
 void bench_teardown(struct bench *b)

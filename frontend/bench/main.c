@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "procstat.h"
 #include "vhu/frontend.h"
@@ -107,12 +108,26 @@ static void collect(struct bench *b, struct bench_result *r)
 		proc_comm(b->backend_pid, r->backend_comm, sizeof(r->backend_comm));
 }
 
+/* --log: collect the dirty log every 100 ms, as a migrating VMM does. */
+static void *log_thread(void *arg)
+{
+	struct bench *b = arg;
+
+	while (atomic_load(&b->phase) != PH_STOP) {
+		usleep(100 * 1000);
+		vhuf_log_sync(b->f);
+	}
+	return NULL;
+}
+
 static int run(struct bench *b, struct bench_result *r)
 {
-	pthread_t th[64];
+	pthread_t th[64], lt;
 	unsigned started = 0;
 	int err = 0;
 	atomic_store(&b->phase, PH_WARMUP);
+	if (b->o.log && pthread_create(&lt, NULL, log_thread, b))
+		return -EAGAIN;
 	for (; started < b->o.queues; started++) {
 		err = -pthread_create(&th[started], NULL, bench_worker_run, &b->w[started]);
 		if (err < 0)
@@ -126,6 +141,8 @@ static int run(struct bench *b, struct bench_result *r)
 		if (b->w[i].err < 0 && !err)
 			err = b->w[i].err;
 	}
+	if (b->o.log)
+		pthread_join(lt, NULL);
 	if (err)
 		return err;
 	collect(b, r);

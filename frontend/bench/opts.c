@@ -32,7 +32,10 @@ static const char usage[] =
     "  --backend-pid PID    process whose CPU time to report (default: socket peer)\n"
     "  --seed N             random offsets seed (default 1)\n"
     "  --connect-timeout MS retry connecting this long (default 5000)\n"
-    "  --json               print one JSON object instead of text\n";
+    "  --json               print one JSON object instead of text\n"
+    "  --log                dirty logging on, as during a live migration: a log region\n"
+    "                       (SET_LOG_BASE), VHOST_F_LOG_ALL, VRING_F_LOG on every ring,\n"
+    "                       and the log collected every 100 ms (vhuf_log_sync)\n";
 
 enum {
 	OPT_SOCKET = 256,
@@ -54,6 +57,7 @@ enum {
 	OPT_RATE,
 	OPT_CTMO,
 	OPT_JSON,
+	OPT_LOG,
 	OPT_HELP,
 };
 
@@ -79,6 +83,7 @@ static const struct option longopts[] = {
     {"rate", required_argument, NULL, OPT_RATE},
     {"connect-timeout", required_argument, NULL, OPT_CTMO},
     {"json", no_argument, NULL, OPT_JSON},
+    {"log", no_argument, NULL, OPT_LOG},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -228,6 +233,9 @@ static int parse_one(struct bench_opts *o, int c, const char *arg)
 	case OPT_CTMO:
 		r = parse_uns("connect-timeout", arg, 0, 600000, &v);
 		o->connect_timeout_ms = (int)v;
+		break;
+	case OPT_LOG:
+		o->log = true;
 		break;
 	case OPT_JSON:
 		o->json = true;

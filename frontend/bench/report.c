@@ -51,9 +51,9 @@ void bench_report_text(const struct bench *b, const struct bench_result *r)
 	printf("vhu-bench: %s, %u queue(s) x depth %u, %u-byte %s, %s mode, %.2f s\n", b->o.socket,
 	       b->o.queues, b->o.depth, b->o.block_size, rw_name(b->o.rw),
 	       b->o.poll ? "poll" : "notify", r->seconds);
-	printf("  %s ring %u, indirect %s, event_idx %s, features 0x%" PRIx64 "\n",
+	printf("  %s ring %u, indirect %s, event_idx %s, dirty log %s, features 0x%" PRIx64 "\n",
 	       b->o.packed ? "packed" : "split", b->ring_size, b->o.indirect ? "on" : "off",
-	       b->o.event_idx ? "on" : "off", b->features);
+	       b->o.event_idx ? "on" : "off", b->o.log ? "on" : "off", b->features);
 	printf("  requests   %" PRIu64 " (%" PRIu64 " reads, %" PRIu64 " writes, %" PRIu64
 	       " errors)\n",
 	       r->reqs, r->reads, r->writes, r->errors);
@@ -96,7 +96,8 @@ void bench_report_json(const struct bench *b, const struct bench_result *r)
 	json_str("mode", b->o.poll ? "poll" : "notify");
 	printf("\"queues\":%u,\"queue_depth\":%u,\"block_size\":%u,\"ring_size\":%u,", b->o.queues,
 	       b->o.depth, b->o.block_size, b->ring_size);
-	printf("\"rate_limit\":%" PRIu64 ",", b->o.rate);
+	printf("\"rate_limit\":%" PRIu64 ",\"dirty_log\":%s,", b->o.rate,
+	       b->o.log ? "true" : "false");
 	printf("\"packed\":%s,\"indirect\":%s,\"event_idx\":%s,\"features\":%" PRIu64 ",",
 	       b->o.packed ? "true" : "false", b->o.indirect ? "true" : "false",
 	       b->o.event_idx ? "true" : "false", b->features);

@@ -88,10 +88,16 @@ void mig_env_stop(struct mig_env *env);
 /* Let MIG_HOLD completions go. */
 void mig_release(struct mig_dev *m);
 
-/* Bytes the device writes for sequence number seq at offset i. */
+/* Bytes the device writes for sequence number seq at offset i (every
+ * sequence number gives other bytes: no two requests write alike). */
 static inline uint8_t mig_pattern(uint64_t seq, uint64_t i)
 {
-	return (uint8_t)(seq * 131 + i * 7 + (i >> 12));
+	uint64_t x = (seq + 1) * 0x9e3779b97f4a7c15ull ^ (i / 8) * 0xbf58476d1ce4e5b9ull;
+
+	x ^= x >> 29;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 32;
+	return (uint8_t)(x >> (8 * (i % 8)));
 }
 
 /* Connect and negotiate everything the back end offers of f|pf, set up

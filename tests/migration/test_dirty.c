@@ -52,6 +52,7 @@ static int migrate(struct mig_env *env, const struct run *r, struct vhuf_log_rep
 {
 	uint64_t feat = MF_FEAT | (r->packed ? VHU_BIT(VHU_F_RING_PACKED) : 0);
 	struct vhuf *f = mig_fe_open(env->path, r->nq, 128, feat, PF_TEST, MEM);
+	unsigned long long start_done;
 	struct mig_load l;
 	int ret = -EIO;
 
@@ -64,7 +65,10 @@ static int migrate(struct mig_env *env, const struct run *r, struct vhuf_log_rep
 	ret = vhuf_log_start(f);
 	if (ret)
 		goto stop;
-	for (unsigned i = 0; i < r->rounds; i++) {
+	/* Whatever the scheduler does: requests complete while logging. */
+	start_done = atomic_load(&l.done);
+	for (unsigned i = 0;
+	     i < r->rounds || (atomic_load(&l.done) < start_done + 2 * r->depth && i < 5000); i++) {
 		if (r->rebase && i == r->rounds - 1)
 			ret = vhuf_log_rebase(f);
 		if (ret)
