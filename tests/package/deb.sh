@@ -113,7 +113,8 @@ systemd-nspawn -D "$rootbind" --volatile=overlay --machine="vhu-pkg-$$" -q --reg
 	--keep-unit --link-journal=no --private-network --bind="$WORK" \
 	-b systemd.unit=basic.target >"$WORK/container.log" 2>&1 &
 ns_pid=$!
-for _ in $(seq 300); do
+end=$((SECONDS + 120))
+while [ $SECONDS -lt $end ]; do
 	leader=$(pgrep -P "$ns_pid" -x systemd | head -1)
 	[ -n "$leader" ] && nsenter -t "$leader" -a systemctl is-system-running 2>/dev/null |
 		grep -qE '^(running|degraded)$' && break
