@@ -18,14 +18,16 @@ so=$(readlink -f "$build/$(abi_lib_path "$lib")")
 base_abi=$src/abi/$lib.abi base_syms=$src/abi/$lib.symbols
 if ! command -v abidiff >/dev/null; then
 	not_ok "abidiff present" "apt-get install abigail-tools (scripts/deps test)"
-	tap_done
+	[ "$failed" -eq 0 ] || echo "# an incompatible change to $lib.so: bump its soname, or, before the first release only, re-take the baseline (tools/abi-baseline BUILD_DIR; docs/abi.md)"
+tap_done
 	exit
 fi
 base_soname=$(sed -n "s/.*soname='\([^']*\)'.*/\1/p;q" "$base_abi")
 soname=$(abi_soname "$so")
 if [ "$soname" != "$base_soname" ]; then
 	ok "soname $soname differs from the baseline's ($base_soname): a new ABI # re-take it: tools/abi-baseline"
-	tap_done
+	[ "$failed" -eq 0 ] || echo "# an incompatible change to $lib.so: bump its soname, or, before the first release only, re-take the baseline (tools/abi-baseline BUILD_DIR; docs/abi.md)"
+tap_done
 	exit
 fi
 ok "soname $soname as in the baseline"
@@ -56,4 +58,5 @@ elif [ $((rc & 8)) -ne 0 ] || [ "$changes" -ne 0 ]; then
 else
 	ok "abidiff: additions only (exit $rc) # $(grep 'changes summary' "$WORK/diff" | tr '\n' ' ')"
 fi
+[ "$failed" -eq 0 ] || echo "# an incompatible change to $lib.so: bump its soname, or, before the first release only, re-take the baseline (tools/abi-baseline BUILD_DIR; docs/abi.md)"
 tap_done
