@@ -3,6 +3,7 @@
  * vhu-blk: serve a disk image to a VM over vhost-user.
  *
  *   vhu-blk [OPTIONS] [IMAGE]
+ *   vhu-blk [OPTIONS] --disk socket=PATH,image=IMAGE[,...] ...   (disks.c)
  *
  * The vhost-user back-end program conventions (--socket-path, --fd,
  * --print-capabilities with type "block" and --blk-file/--read-only,
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "blk.h"
+#include "disks.h"
 
 #define PROG               "vhu-blk"
 #define DEFAULT_IMAGE_SIZE (64ull << 20)
@@ -29,6 +31,7 @@ struct cli {
 	struct blk_opts *o;
 	unsigned poll_us;
 	bool default_image; /* no IMAGE given: use/create the default one */
+	struct blk_disks disks; /* --disk: several disks (disks.c) */
 	char image_buf[PATH_MAX];
 	char sock_buf[PATH_MAX];
 };
@@ -92,6 +95,7 @@ enum {
 	OPT_POLL_US,
 	OPT_NO_DIRECT,
 	OPT_RECONNECT_DELAY,
+	OPT_DISK,
 };
 
 static const struct vhu_program_option options[] = {
@@ -119,6 +123,15 @@ static const struct vhu_program_option options[] = {
      "nbd: requests wait up to S seconds for a lost\n"
      "server to come back, then fail (default 30)",
      OPT_RECONNECT_DELAY},
+    {NULL, 0, 0, NULL, "Several disks in one process (instead of IMAGE and --socket-path):", 0},
+    {"disk", 0, VHU_PROGRAM_ARG, "SPEC",
+     "a disk: SPEC is socket=PATH,image=IMAGE\n"
+     "[,queues=N][,ro][,serial=ID] (\",,\" for a comma);\n"
+     "repeat it.  The options above are defaults for\n"
+     "every disk; --threads N is then the number of\n"
+     "worker threads all disks share (default:\n"
+     "min(queues, CPUs))",
+     OPT_DISK},
     {0},
 };
 
@@ -183,6 +196,17 @@ static int parse_option(struct vhu_program *p, void *ctx, int key, const char *a
 	case OPT_NO_DIRECT:
 		o->no_direct = true;
 		return 0;
+	case OPT_DISK: {
+		struct blk_disk *x;
+		char err[512];
+		int rc = blk_disk_parse(arg, &x, err, sizeof(err));
+
+		if (rc == 0 && (rc = blk_disks_add(&cli->disks, x, err, sizeof(err))) < 0)
+			blk_disk_free(x);
+		if (rc == -ENOMEM)
+			return rc;
+		return rc ? usage_error("--disk '%s': %s", arg, err) : 0;
+	}
 	case OPT_RECONNECT_DELAY:
 		if (!vhu_program_parse_uint(arg, 0, 86400, &v))
 			return usage_error(
@@ -206,10 +230,30 @@ static int parse_image(struct vhu_program *p, void *ctx, const char *arg)
 
 static int pick_defaults(struct vhu_program *p, struct blk_opts *o, struct cli *cli);
 
+/* --disk: the disks' sockets are the program's, in disk order. */
+static int check_disks(struct vhu_program *p, struct cli *cli)
+{
+	struct blk_disks *ds = &cli->disks;
+	char err[512];
+	int rc;
+
+	if (cli->o->image || vhu_program_num_sockets(p))
+		return usage_error("--disk names each disk's socket and image: IMAGE, "
+		                   "--blk-file, --socket-path and --fd are for one disk");
+	if (blk_disks_configure(ds, cli->o, err, sizeof(err)) < 0)
+		return usage_error("%s", err);
+	for (unsigned i = 0; i < ds->n; i++)
+		if ((rc = vhu_program_add_socket(p, ds->disk[i]->socket)) < 0)
+			return rc;
+	return 0;
+}
+
 static int check_args(struct vhu_program *p, void *ctx)
 {
 	struct cli *cli = ctx;
 
+	if (cli->disks.n)
+		return check_disks(p, cli);
 	if (cli->o->image && !*cli->o->image)
 		return usage_error("empty image path");
 	if (pick_defaults(p, cli->o, cli) < 0)
@@ -297,7 +341,7 @@ static const char *features[8] = {"read-only", "blk-file"};
 static struct blk_dev dev;
 static struct cli cli = {.o = &dev.opts, .poll_us = BLK_DEFAULT_POLL_US};
 
-static const struct vhu_program_info info = {
+static struct vhu_program_info info = {
     .name = PROG,
     .summary = "Serve IMAGE as a virtio-blk disk over vhost-user.  IMAGE is a raw file or\n"
                "block device (PATH or file:PATH), a Ceph RBD image\n"
@@ -361,6 +405,16 @@ static int run(struct vhu_program *p, struct blk_dev *d)
 	return rc;
 }
 
+/* Whether --disk is on the command line: then the program serves a
+ * socket per disk (before "--", as the helper parses). */
+static bool has_disk_option(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--disk") || !strncmp(argv[i], "--disk=", 7))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct blk_opts *o = &dev.opts;
@@ -376,8 +430,18 @@ int main(int argc, char **argv)
 	const char *const *eng = blk_engine_names();
 	for (unsigned i = 2; *eng && i < 7; eng++)
 		features[i++] = *eng;
-	if (!(p = vhu_program_new(&info, argc, argv, &rc)))
+	if (has_disk_option(argc, argv))
+		info.max_sockets = BLK_MAX_DISKS;
+	if (!(p = vhu_program_new(&info, argc, argv, &rc))) {
+		blk_disks_free(&cli.disks);
 		return rc;
+	}
+	if (cli.disks.n) {
+		rc = blk_disks_run(p, &cli.disks, cli.poll_us);
+		blk_disks_free(&cli.disks);
+		vhu_program_free(p);
+		return rc;
+	}
 	rc = prepare_device(&dev, &cli);
 	if (rc == 0)
 		rc = run(p, &dev);
