@@ -9,15 +9,15 @@
 #     apt install ./*.deb, man pages, units verified where they are
 #     installed, a device and a front end built from the -dev packages with
 #     gcc and clang;
-#  3. the socket units enabled and started as an operator would, then
-#     libvirt (libvirtd started by the test, QEMU under TCG as user
+#  3. the socket units enabled and started as an operator would; the
+#     front ends built from libvhu-frontend-dev negotiate with vhu-rng@rng0;
+#     then libvirt (libvirtd started by the test, QEMU under TCG as user
 #     libvirt-qemu) defines and starts a domain with <disk type='vhostuser'>
 #     on vhu-blk@disk0 and vhu-blk@data1 (its /etc/vhu/blk/data1.conf),
 #     <interface type='vhostuser'> on vhu-net@port0 (a tap) and a
-#     <filesystem> (virtiofs) on vhu-fs@share0; the guest uses them (vhu-rng@rng0 serves the front ends built from
-#     libvhu-frontend-dev); the
-#     services were started by their sockets, run as their users, wrote the
-#     image, and stop cleanly.
+#     <filesystem> (virtiofs) on vhu-fs@share0; the guest uses them all;
+#     the services were started by their sockets, run as their users, wrote
+#     the image and the share, and stop cleanly.
 # usage: deb.sh SOURCE_ROOT
 set -u
 src=$(cd "$1" && pwd)
