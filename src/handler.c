@@ -233,7 +233,6 @@ static void rings_detach(struct vhu_daemon *d)
 /* Drop what the connection holds (no worker may use it any more). */
 static void conn_release(struct vhu_conn *c)
 {
-	vhu_postcopy_end(&c->pc, c->mem);
 	if (c->mem)
 		vhu_mem_unref(c->mem);
 	c->mem = NULL;
@@ -252,6 +251,10 @@ void vhu_conn_end(struct vhu_daemon *d)
 {
 	struct vhu_conn *c = &d->conn;
 
+	/* First: a worker asleep in a postcopy fault the front end will never
+	 * serve now wakes up when its range is unregistered (it could not
+	 * park otherwise). */
+	vhu_postcopy_end(&c->pc, c->mem);
 	vhu_lifecycle_end(d);
 	vhu_rings_reset(d);
 	vhu_be_reset_device(&d->be);

@@ -270,3 +270,56 @@ VT_CASE(postcopy_protocol_edges)
 	vhuf_close(f);
 	mig_env_stop(&env);
 }
+
+/* The front end goes away while a worker sleeps in a fault it will never
+ * serve: the worker is woken, the daemon serves the next front end. */
+VT_CASE(front_end_gone_during_a_fault)
+{
+	struct mig_env env;
+	struct vhuf *f, *g;
+	uint64_t outs, ins;
+	int ufd = -1;
+
+	if (!uffd_available())
+		return;
+	mig_dev_init(&env.dev, 1);
+	VT_REQUIRE(mig_env_start(&env, NULL) == 0);
+	f = mig_fe_open(env.path, 0, 0, FEAT, PF, MEM);
+	VT_REQUIRE(f);
+	VT_REQUIRE(advise(f, &ufd) == 0);
+	VT_EQ(vhuf_request(f, VHU_REQ_POSTCOPY_LISTEN, NULL, 0, NULL, 0, true, NULL), 0);
+	VT_EQ(vhuf_send_mem_table(f), 0);
+	VT_REQUIRE(vhuf_queue_setup(f, 0, 64) == 0);
+	outs = vhuf_alloc(f, PAGE, PAGE);
+	ins = vhuf_alloc(f, PAGE, PAGE);
+	{
+		struct vhuf_buf b[2] = {{outs, 8, false}, {ins, PAGE, true}};
+
+		VT_REQUIRE(vhuf_submit(f, 0, b, 2, false, NULL) >= 0);
+		VT_EQ(punch(f, outs, PAGE), 0);
+		vhuf_kick_force(f, 0);
+	}
+	/* The worker sleeps in the fault on outs: nobody serves it. */
+	{
+		struct pollfd p = {.fd = ufd, .events = POLLIN};
+
+		VT_EQ(poll(&p, 1, 3000), 1);
+	}
+	VT_EQ(atomic_load(&env.dev.pushed), 0);
+	vhuf_close(f);
+	close(ufd);
+	g = mig_fe_open(env.path, 1, 64, FEAT, PF, MEM);
+	VT_REQUIRE(g); /* served: the handler was not stuck behind the worker */
+	{
+		uint64_t o = vhuf_alloc(g, PAGE, PAGE), i = vhuf_alloc(g, PAGE, PAGE);
+		struct vhuf_buf b[2] = {{o, 8, false}, {i, PAGE, true}};
+		void *cookie;
+
+		VT_REQUIRE(vhuf_submit(g, 0, b, 2, false, NULL) >= 0);
+		vhuf_kick_force(g, 0);
+		VT_CHECK(vhuf_get_used(g, 0, &cookie, NULL) == 1 ||
+		         (vhuf_wait_call(g, 0, 10000) && vhuf_get_used(g, 0, &cookie, NULL) == 1));
+	}
+	vhuf_close(g);
+	mig_env_stop(&env);
+}
