@@ -9,6 +9,7 @@
  *   pool.c      --thread-pool-size: service threads fed by the queue workers
  *   fuse.c      request framing: size checks per opcode, dispatch, replies
  *   session.c   INIT / DESTROY, negotiated parameters, cache policy
+ *   slots.c     ids: generation << 32 | slot, for both tables
  *   inode.c     the inode table: (st_dev, st_ino) -> O_PATH fd, nodeids,
  *               lookup counts
  *   handle.c    the open-file table: fh -> fd
@@ -74,6 +75,29 @@ struct fs_opts {
 	enum fs_seccomp seccomp;
 };
 
+/* ---- numbering (slots.c) ---------------------------------------------- */
+
+/* Objects named by id = generation << 32 | slot; see slots.c.  The owner
+ * of the table locks. */
+struct fs_slots {
+	void **obj;
+	uint32_t *gen, *free;
+	uint32_t n, cap, nfree;
+};
+
+int fs_slots_init(struct fs_slots *t, uint32_t cap);
+void fs_slots_fini(struct fs_slots *t);
+/* Put obj in a free slot: the slot (id: fs_slots_id()), or 0 when out of
+ * memory. */
+uint32_t fs_slots_alloc(struct fs_slots *t, void *obj);
+void fs_slots_free(struct fs_slots *t, uint32_t slot);
+/* The object named by id, or NULL. */
+void *fs_slots_get(const struct fs_slots *t, uint64_t id);
+static inline uint64_t fs_slots_id(const struct fs_slots *t, uint32_t slot)
+{
+	return (uint64_t)t->gen[slot] << 32 | slot;
+}
+
 /* ---- inode table (inode.c) --------------------------------------------- */
 
 struct fs_inode {
@@ -92,9 +116,7 @@ struct fs_inode {
 
 struct fs_inodes {
 	pthread_mutex_t lock;
-	struct fs_inode **slots; /* index = nodeid & 0xffffffff */
-	uint32_t *gen;           /* generation per slot, starts random */
-	uint32_t nslots, cap, *free, nfree;
+	struct fs_slots s;
 	struct fs_inode **hash;
 	uint32_t hmask, count;
 	uint64_t max_inodes; /* refuse lookups beyond this (ENFILE) */
@@ -138,9 +160,8 @@ struct fs_handle {
 
 struct fs_handles {
 	pthread_mutex_t lock;
-	struct fs_handle **slots;
-	uint32_t *gen;
-	uint32_t nslots, cap, *free, nfree, count;
+	struct fs_slots s;
+	uint32_t count;
 };
 
 int fs_handles_init(struct fs_handles *t);

@@ -3,17 +3,15 @@
  * The inode table.  Every inode the guest knows is an O_PATH fd of a file
  * under the shared directory, entered by a lookup and keyed by (st_dev,
  * st_ino): while we hold the fd the inode cannot be freed, so the key never
- * names two files.  The guest refers to inodes by nodeid = generation << 32
- * | slot; the generation of a slot changes each time it is reused and
- * starts at a random value, so a stale or guessed nodeid finds nothing
- * (and at worst another inode the guest looked up, never one it did not).
+ * names two files.  The guest refers to inodes by nodeid (slots.c), so a
+ * stale or guessed nodeid finds nothing (and at worst another inode the
+ * guest looked up, never one it did not).
  * Lookup counts follow the FUSE rules: each entry reply adds one, FORGET
  * drops what the guest says, clamped to what it holds.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -66,53 +64,6 @@ static void hash_remove(struct fs_inodes *t, struct fs_inode *x)
 	x->hnext = NULL;
 }
 
-static uint32_t random_gen(void)
-{
-	uint32_t g = 0;
-	if (getrandom(&g, sizeof(g), GRND_NONBLOCK) != sizeof(g))
-		g = (uint32_t)(uintptr_t)&g ^ (uint32_t)getpid();
-	/* Never 0 (nodeid 1 is only the root's); below 2^31 so that a
-	 * nodeid is a positive int64_t. */
-	return (g & 0x7fffffffu) | 1;
-}
-
-/* A free slot index (the table lock held), or 0 when out of memory. */
-static uint32_t slot_alloc(struct fs_inodes *t)
-{
-	if (t->nfree)
-		return t->free[--t->nfree];
-	if (t->nslots == t->cap) {
-		if (t->cap >= (1u << 31))
-			return 0;
-		uint32_t cap = t->cap * 2;
-		struct fs_inode **s = realloc(t->slots, cap * sizeof(*s));
-		if (!s)
-			return 0;
-		t->slots = s;
-		uint32_t *g = realloc(t->gen, cap * sizeof(*g));
-		if (!g)
-			return 0;
-		t->gen = g;
-		uint32_t *f = realloc(t->free, cap * sizeof(*f));
-		if (!f)
-			return 0;
-		t->free = f;
-		for (uint32_t k = t->cap; k < cap; k++) {
-			t->slots[k] = NULL;
-			t->gen[k] = random_gen();
-		}
-		t->cap = cap;
-	}
-	return t->nslots++;
-}
-
-static void slot_free(struct fs_inodes *t, uint32_t slot)
-{
-	t->slots[slot] = NULL;
-	t->gen[slot] = ((t->gen[slot] + 1) & 0x7fffffffu) | 1;
-	t->free[t->nfree++] = slot;
-}
-
 static void inode_unref_locked(struct fs_inode *i)
 {
 	if (--i->refs == 0) {
@@ -126,7 +77,7 @@ static void inode_drop_locked(struct fs_inodes *t, struct fs_inode *i)
 {
 	i->nlookup = 0;
 	hash_remove(t, i);
-	slot_free(t, SLOT(i->nodeid));
+	fs_slots_free(&t->s, SLOT(i->nodeid));
 	t->count--;
 	inode_unref_locked(i);
 }
@@ -139,34 +90,28 @@ int fs_inodes_init(struct fs_inodes *t, int root_fd, uint64_t max_inodes)
 	memset(t, 0, sizeof(*t));
 	if (fstat(root_fd, &st) < 0)
 		return -errno;
-	t->cap = 1024;
-	t->slots = calloc(t->cap, sizeof(*t->slots));
-	t->gen = calloc(t->cap, sizeof(*t->gen));
-	t->free = calloc(t->cap, sizeof(*t->free));
 	t->hash = calloc(1024, sizeof(*t->hash));
 	root = calloc(1, sizeof(*root));
-	if (!t->slots || !t->gen || !t->free || !t->hash || !root) {
+	if (!t->hash || !root || fs_slots_init(&t->s, 1024) < 0) {
 		free(root);
-		fs_inodes_fini(t);
+		free(t->hash);
+		t->hash = NULL;
 		return -ENOMEM;
 	}
 	t->hmask = 1023;
-	for (uint32_t k = 0; k < t->cap; k++)
-		t->gen[k] = random_gen();
 	t->max_inodes = max_inodes;
 	pthread_mutex_init(&t->lock, NULL);
-	/* Slot 0 is never used (nodeid 0 means "none" in FUSE); the root is
-	 * slot 1 with generation 0: nodeid FUSE_ROOT_ID. */
-	t->gen[ROOT_SLOT] = 0;
-	t->nslots = 2;
+	/* The first slot is the root's, with generation 0: nodeid
+	 * FUSE_ROOT_ID (no other slot has generation 0). */
+	uint32_t slot = fs_slots_alloc(&t->s, root);
+	t->s.gen[slot] = 0;
 	root->fd = root_fd;
 	root->dev = st.st_dev;
 	root->ino = st.st_ino;
 	root->type = S_IFDIR;
-	root->nodeid = FUSE_ROOT_ID;
+	root->nodeid = fs_slots_id(&t->s, slot);
 	root->nlookup = 1;
 	root->refs = 1;
-	t->slots[ROOT_SLOT] = root;
 	t->hash[hash_key(root->dev, root->ino) & t->hmask] = root;
 	t->count = 1;
 	return 0;
@@ -174,36 +119,27 @@ int fs_inodes_init(struct fs_inodes *t, int root_fd, uint64_t max_inodes)
 
 void fs_inodes_fini(struct fs_inodes *t)
 {
-	if (t->slots) {
-		for (uint32_t k = 1; k < t->nslots; k++) {
-			struct fs_inode *i = t->slots[k];
-			if (i) {
-				close(i->fd);
-				free(i);
-			}
+	if (!t->hash)
+		return;
+	for (uint32_t k = 1; k < t->s.n; k++) {
+		struct fs_inode *i = t->s.obj[k];
+		if (i) {
+			close(i->fd);
+			free(i);
 		}
-		pthread_mutex_destroy(&t->lock);
 	}
-	free(t->slots);
-	free(t->gen);
-	free(t->free);
+	pthread_mutex_destroy(&t->lock);
+	fs_slots_fini(&t->s);
 	free(t->hash);
 	memset(t, 0, sizeof(*t));
 }
 
 struct fs_inode *fs_inode_get(struct fs_inodes *t, uint64_t nodeid)
 {
-	uint32_t slot = SLOT(nodeid);
-	struct fs_inode *i = NULL;
-
 	pthread_mutex_lock(&t->lock);
-	if (slot && slot < t->nslots) {
-		i = t->slots[slot];
-		if (i && i->nodeid == nodeid)
-			i->refs++;
-		else
-			i = NULL;
-	}
+	struct fs_inode *i = fs_slots_get(&t->s, nodeid);
+	if (i)
+		i->refs++;
 	pthread_mutex_unlock(&t->lock);
 	return i;
 }
@@ -239,11 +175,10 @@ int64_t fs_inode_add_lookup(struct fs_inodes *t, int fd, const struct stat *st)
 		close(fd);
 		return -ENOMEM;
 	}
-	uint32_t slot = slot_alloc(t);
-	i = slot ? calloc(1, sizeof(*i)) : NULL;
-	if (!i) {
-		if (slot)
-			slot_free(t, slot);
+	i = calloc(1, sizeof(*i));
+	uint32_t slot = i ? fs_slots_alloc(&t->s, i) : 0;
+	if (!slot) {
+		free(i);
 		pthread_mutex_unlock(&t->lock);
 		close(fd);
 		return -ENOMEM;
@@ -252,13 +187,12 @@ int64_t fs_inode_add_lookup(struct fs_inodes *t, int fd, const struct stat *st)
 	i->dev = st->st_dev;
 	i->ino = st->st_ino;
 	i->type = st->st_mode & S_IFMT;
-	i->nodeid = (uint64_t)t->gen[slot] << 32 | slot;
+	i->nodeid = fs_slots_id(&t->s, slot);
 	i->nlookup = 1;
 	i->refs = 1;
 	uint32_t k = hash_key(i->dev, i->ino) & t->hmask;
 	i->hnext = t->hash[k];
 	t->hash[k] = i;
-	t->slots[slot] = i;
 	t->count++;
 	ret = (int64_t)i->nodeid;
 	pthread_mutex_unlock(&t->lock);
@@ -267,30 +201,25 @@ int64_t fs_inode_add_lookup(struct fs_inodes *t, int fd, const struct stat *st)
 
 void fs_inode_forget(struct fs_inodes *t, uint64_t nodeid, uint64_t n)
 {
-	uint32_t slot = SLOT(nodeid);
-
 	pthread_mutex_lock(&t->lock);
-	if (slot > ROOT_SLOT && slot < t->nslots) {
-		struct fs_inode *i = t->slots[slot];
-		if (i && i->nodeid == nodeid) {
-			if (n >= i->nlookup)
-				inode_drop_locked(t, i);
-			else
-				i->nlookup -= n;
-		}
-	}
+	struct fs_inode *i = fs_slots_get(&t->s, nodeid);
 	/* The root is never forgotten: the guest holds it for the mount. */
+	if (i && nodeid != FUSE_ROOT_ID) {
+		if (n >= i->nlookup)
+			inode_drop_locked(t, i);
+		else
+			i->nlookup -= n;
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 
 void fs_inodes_forget_all(struct fs_inodes *t)
 {
 	pthread_mutex_lock(&t->lock);
-	for (uint32_t k = ROOT_SLOT + 1; k < t->nslots; k++)
-		if (t->slots[k])
-			inode_drop_locked(t, t->slots[k]);
-	if (t->slots[ROOT_SLOT])
-		t->slots[ROOT_SLOT]->nlookup = 1;
+	for (uint32_t k = ROOT_SLOT + 1; k < t->s.n; k++)
+		if (t->s.obj[k])
+			inode_drop_locked(t, t->s.obj[k]);
+	((struct fs_inode *)t->s.obj[ROOT_SLOT])->nlookup = 1;
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -198,31 +198,53 @@ static struct fs_inode *dir_inode(struct fs_req *r, uint64_t nodeid)
 	return d;
 }
 
-void fs_op_symlink(struct fs_req *r)
+/* Make `name` in directory r->in.nodeid as the caller with make(), then
+ * enter it and reply with the entry. */
+static void create_as_caller(struct fs_req *r, const char *name,
+                             int (*make)(int dirfd, const char *name, const void *arg),
+                             const void *arg)
 {
 	struct fs_creds cr;
-	int err;
-	const char *name = fs_arg_name(r, 0, false, &err);
-	/* The target is data for the guest's own resolution: any bytes. */
-	const char *target = name ? fs_arg_string(r, 0, PATH_MAX, &err) : NULL;
-	if (!target) {
-		fs_reply_err(r, err);
-		return;
-	}
 	struct fs_inode *parent = dir_inode(r, r->in.nodeid);
 	if (!parent)
 		return;
 	fs_creds_enter(&cr, r->in.uid, r->in.gid);
-	err = symlinkat(target, parent->fd, name) < 0 ? -errno : 0;
+	int err = make(parent->fd, name, arg);
 	fs_creds_leave(&cr);
 	created(r, parent, name, err);
 	fs_put_inode(r, parent);
 }
 
+static int make_symlink(int dirfd, const char *name, const void *target)
+{
+	return symlinkat(target, dirfd, name) < 0 ? -errno : 0;
+}
+
+static int make_node(int dirfd, const char *name, const void *mode)
+{
+	return mknodat(dirfd, name, *(const mode_t *)mode, 0) < 0 ? -errno : 0;
+}
+
+static int make_dir(int dirfd, const char *name, const void *mode)
+{
+	return mkdirat(dirfd, name, *(const mode_t *)mode) < 0 ? -errno : 0;
+}
+
+void fs_op_symlink(struct fs_req *r)
+{
+	int err;
+	const char *name = fs_arg_name(r, 0, false, &err);
+	/* The target is data for the guest's own resolution: any bytes. */
+	const char *target = name ? fs_arg_string(r, 0, PATH_MAX, &err) : NULL;
+	if (!target)
+		fs_reply_err(r, err);
+	else
+		create_as_caller(r, name, make_symlink, target);
+}
+
 void fs_op_mknod(struct fs_req *r)
 {
 	const struct fuse_mknod_in *in = FS_ARG(r, struct fuse_mknod_in);
-	struct fs_creds cr;
 	int err;
 	const char *name = fs_arg_name(r, sizeof(*in), false, &err);
 	if (!name) {
@@ -238,42 +260,23 @@ void fs_op_mknod(struct fs_req *r)
 		fs_reply_err(r, -EPERM);
 		return;
 	}
-	if ((err = fs_check_mode(r->fs, in->mode)) < 0) {
+	mode_t mode = in->mode & (S_IFMT | 07777);
+	if ((err = fs_check_mode(r->fs, mode)) < 0)
 		fs_reply_err(r, err);
-		return;
-	}
-	struct fs_inode *parent = dir_inode(r, r->in.nodeid);
-	if (!parent)
-		return;
-	fs_creds_enter(&cr, r->in.uid, r->in.gid);
-	err = mknodat(parent->fd, name, in->mode & (S_IFMT | 07777), 0) < 0 ? -errno : 0;
-	fs_creds_leave(&cr);
-	created(r, parent, name, err);
-	fs_put_inode(r, parent);
+	else
+		create_as_caller(r, name, make_node, &mode);
 }
 
 void fs_op_mkdir(struct fs_req *r)
 {
 	const struct fuse_mkdir_in *in = FS_ARG(r, struct fuse_mkdir_in);
-	struct fs_creds cr;
 	int err;
 	const char *name = fs_arg_name(r, sizeof(*in), false, &err);
-	if (!name) {
+	mode_t mode = in->mode & 07777;
+	if (!name || (err = fs_check_mode(r->fs, S_IFDIR | mode)) < 0)
 		fs_reply_err(r, err);
-		return;
-	}
-	if ((err = fs_check_mode(r->fs, S_IFDIR | (in->mode & 07777))) < 0) {
-		fs_reply_err(r, err);
-		return;
-	}
-	struct fs_inode *parent = dir_inode(r, r->in.nodeid);
-	if (!parent)
-		return;
-	fs_creds_enter(&cr, r->in.uid, r->in.gid);
-	err = mkdirat(parent->fd, name, in->mode & 07777) < 0 ? -errno : 0;
-	fs_creds_leave(&cr);
-	created(r, parent, name, err);
-	fs_put_inode(r, parent);
+	else
+		create_as_caller(r, name, make_dir, &mode);
 }
 
 static void remove_entry(struct fs_req *r, int flags)

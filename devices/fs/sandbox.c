@@ -175,18 +175,6 @@ bool fs_sandbox_caps_supported(void)
 #endif
 }
 
-/* LeakSanitizer reads /proc/PID/task at exit, which no longer exists
- * inside the new root: sanitizer builds (tests only) keep the file-system
- * view and do the rest (groups, capabilities, seccomp).  Release builds
- * are tested with the real namespace. */
-#if defined(__SANITIZE_ADDRESS__)
-#define FS_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FS_SANITIZER 1
-#endif
-#endif
-
 int fs_sandbox_enter(enum fs_sandbox mode, const char *dir, bool readonly, int *root_fd)
 {
 	struct stat before, after;
@@ -195,6 +183,10 @@ int fs_sandbox_enter(enum fs_sandbox mode, const char *dir, bool readonly, int *
 	if (mode == FS_SANDBOX_NONE)
 		return 0;
 #ifdef FS_SANITIZER
+	/* LeakSanitizer reads /proc/PID/task at exit, which no longer exists
+	 * inside the new root: sanitizer builds (tests only) keep the
+	 * file-system view and do the rest (groups, capabilities, seccomp).
+	 * Release builds are tested with the real namespace. */
 	if ((err = drop_groups()) < 0 || (err = drop_caps()) < 0)
 		return err;
 	return 0;

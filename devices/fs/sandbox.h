@@ -11,6 +11,16 @@
 
 #include "fs.h"
 
+/* AddressSanitizer builds (tests only): see sandbox.c and seccomp.c for
+ * what they leave out and why. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FS_SANITIZER 1
+#endif
+#endif
+
 /*
  * Isolate the process in the shared directory `dir` (mode: see sandbox.c)
  * and drop supplementary groups and capabilities.  *root_fd (an O_PATH fd

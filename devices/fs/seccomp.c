@@ -142,13 +142,6 @@ static const char *const allowed[] = {
 /* AddressSanitizer's leak check stops the world at exit: a tracer task
  * (clone without CLONE_THREAD) that ptraces every thread.  Sanitizer
  * builds (tests only) allow what it uses; release builds never do. */
-#if defined(__SANITIZE_ADDRESS__)
-#define FS_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FS_SANITIZER 1
-#endif
-#endif
 #ifdef FS_SANITIZER
 static const char *const sanitizer_extra[] = {
     "prctl",    "ptrace",  "clone", "wait4",    "waitid", "sched_getaffinity",

@@ -6,6 +6,8 @@
 #ifndef VHU_FST_H
 #define VHU_FST_H
 
+#include <dirent.h>
+
 #include "fusec.h"
 #include "vt.h"
 
@@ -14,6 +16,21 @@ struct fst {
 	struct fusec c;
 	bool up;
 };
+
+/* Open fds of process pid (-1 if unreadable). */
+static inline int count_fds(pid_t pid)
+{
+	char path[64];
+	int n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
 
 /* Start vhu-fs with args, connect with nreq request queues, INIT. */
 static inline bool fst_up(struct fst *t, const char *const *args, unsigned nreq)

@@ -15,20 +15,6 @@
 
 #define ROOT FUSE_ROOT_ID
 
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	int n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	for (struct dirent *e; (e = readdir(d));)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* Scratch request/reply buffers in guest memory. */
 struct raw {
 	uint64_t req_gpa, rep_gpa;

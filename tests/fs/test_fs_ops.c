@@ -25,21 +25,6 @@ static void pattern(uint8_t *p, size_t n, unsigned seed)
 	}
 }
 
-/* Count of open fds of process pid. */
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	int n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	for (struct dirent *e; (e = readdir(d));)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 VT_CASE(init_negotiates)
 {
 	struct fst t;
