@@ -307,7 +307,7 @@ static int serve(struct vhu_program *p, struct fs_dev *dev)
 		return VHU_PROGRAM_EXIT_FAILURE;
 	}
 	/* Every thread exists now (but the serving one, which inherits it). */
-	if (fs_seccomp_install(cli.o.seccomp) < 0) {
+	if (fs_seccomp_install(cli.o.seccomp, vhu_program_client(p)) < 0) {
 		vhu_daemon_free(d);
 		return VHU_PROGRAM_EXIT_FAILURE;
 	}
@@ -338,6 +338,14 @@ int main(int argc, char **argv)
 
 	if (!(p = vhu_program_new(&info, argc, argv, &status)))
 		return status;
+	/* --client reconnects by path, and inside the sandbox the socket's
+	 * path means nothing (or a file in the share). */
+	if (vhu_program_client(p) && cli.o.sandbox != FS_SANDBOX_NONE) {
+		vhu_program_usage_error(p, "--client needs --sandbox none (it connects by path, "
+		                           "and the sandbox leaves no path outside the share)");
+		vhu_program_free(p);
+		return VHU_PROGRAM_EXIT_USAGE;
+	}
 	/* Where the tag was not given, the config space is not offered
 	 * (QEMU's vhost-user-fs-pci does not want it). */
 	if (!cli.tag_set)

@@ -37,8 +37,9 @@ bool fs_seccomp_supported(void);
  * Install the system-call allow-list on every thread of the process
  * (TSYNC; threads created later inherit it): anything else kills the
  * process (kill), raises SIGSYS and prints the call's number (trap), or is
- * only logged by the kernel (log).  0 or -errno (printed).
+ * only logged by the kernel (log).  `client`: the daemon connects to its
+ * front end (AF_UNIX socket + connect allowed).  0 or -errno (printed).
  */
-int fs_seccomp_install(enum fs_seccomp mode);
+int fs_seccomp_install(enum fs_seccomp mode, bool client);
 
 #endif

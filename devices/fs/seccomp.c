@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -178,7 +179,7 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
 	return seccomp_rule_add_array(ctx, action, nr, argc, cmp);
 }
 
-int fs_seccomp_install(enum fs_seccomp mode)
+int fs_seccomp_install(enum fs_seccomp mode, bool client)
 {
 	uint32_t deflt = mode == FS_SECCOMP_TRAP  ? SCMP_ACT_TRAP
 	                 : mode == FS_SECCOMP_LOG ? SCMP_ACT_LOG
@@ -199,6 +200,11 @@ int fs_seccomp_install(enum fs_seccomp mode)
 	err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	for (size_t i = 0; !err && i < sizeof(allowed) / sizeof(allowed[0]); i++)
 		err = rule(ctx, SCMP_ACT_ALLOW, allowed[i], 0, NULL);
+	struct scmp_arg_cmp unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0);
+	if (!err && client)
+		err = rule(ctx, SCMP_ACT_ALLOW, "socket", 1, &unix_only);
+	if (!err && client)
+		err = rule(ctx, SCMP_ACT_ALLOW, "connect", 0, NULL);
 	if (!err)
 		err = rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
 	if (!err)
@@ -228,7 +234,7 @@ bool fs_seccomp_supported(void)
 	return true;
 }
 #else
-int fs_seccomp_install(enum fs_seccomp mode)
+int fs_seccomp_install(enum fs_seccomp mode, bool client)
 {
 	return mode == FS_SECCOMP_NONE ? 0 : -ENOSYS;
 }

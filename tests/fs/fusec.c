@@ -135,6 +135,27 @@ int fst_start(struct fst_env *e, const char *const *args)
 	return -ETIMEDOUT;
 }
 
+int fst_start_client(struct fst_env *e, const char *const *args)
+{
+	const char *argv[16] = {"--client"};
+	unsigned n = 1;
+	int err = make_dir(e);
+	if (err)
+		return err;
+	int lfd = vhuf_listen(e->sock);
+	if (lfd < 0)
+		return lfd;
+	for (unsigned i = 0; args && args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	e->pid = spawn(e, argv, true);
+	if (e->pid < 0) {
+		close(lfd);
+		return -errno;
+	}
+	return lfd;
+}
+
 int fst_stop(struct fst_env *e)
 {
 	if (e->pid <= 0)
@@ -190,16 +211,14 @@ const char *fst_path(const struct fst_env *e, const char *rel)
 
 #define COOKIE ((void *)(uintptr_t)0xf05e)
 
-int fusec_connect(struct fusec *c, const char *sock, unsigned nreq, unsigned qsize)
+int fusec_attach(struct fusec *c, struct vhuf *f, unsigned nreq, unsigned qsize)
 {
-	struct vhuf_opts o = {.mem_size = 64u << 20, .connect_timeout_ms = FUSEC_TIMEOUT_MS};
 	int rc;
 
 	memset(c, 0, sizeof(*c));
+	c->f = f;
 	if (1 + nreq > FUSEC_MAXQ)
 		return -EINVAL;
-	if ((rc = vhuf_connect(&c->f, sock, &o)) < 0)
-		return rc;
 	rc = vhuf_negotiate(c->f, ~(1ULL << VHU_F_LOG_ALL), ~0ULL);
 	c->nq = 1 + nreq;
 	for (unsigned q = 0; rc == 0 && q < c->nq; q++) {
@@ -216,6 +235,18 @@ int fusec_connect(struct fusec *c, const char *sock, unsigned nreq, unsigned qsi
 	if (rc < 0)
 		fusec_close(c);
 	return rc;
+}
+
+int fusec_connect(struct fusec *c, const char *sock, unsigned nreq, unsigned qsize)
+{
+	struct vhuf_opts o = {.mem_size = 64u << 20, .connect_timeout_ms = FUSEC_TIMEOUT_MS};
+	struct vhuf *f;
+	int rc = vhuf_connect(&f, sock, &o);
+	if (rc < 0) {
+		memset(c, 0, sizeof(*c));
+		return rc;
+	}
+	return fusec_attach(c, f, nreq, qsize);
 }
 
 void fusec_close(struct fusec *c)

@@ -43,6 +43,10 @@ const char *fst_binary(void);
  * (NULL-terminated, may be NULL) after --socket-path/--shared-dir, and
  * wait until it listens.  0 or -errno. */
 int fst_start(struct fst_env *e, const char *const *args);
+/* The same in client mode: listen at e->sock (vhuf_listen), start
+ * vhu-fs --client with args; returns the listening fd (the caller
+ * accepts with vhuf_accept and closes it) or -errno. */
+int fst_start_client(struct fst_env *e, const char *const *args);
 /* SIGTERM the daemon and wait: its exit status (128+signal if killed),
  * -1 if it had to be SIGKILLed. */
 int fst_stop(struct fst_env *e);
@@ -79,6 +83,8 @@ struct fusec_reply {
 
 /* Connect, negotiate, set up 1 + nreq queues of qsize entries. */
 int fusec_connect(struct fusec *c, const char *sock, unsigned nreq, unsigned qsize);
+/* The same on a front end already connected (vhuf_accept), taken over. */
+int fusec_attach(struct fusec *c, struct vhuf *f, unsigned nreq, unsigned qsize);
 void fusec_close(struct fusec *c);
 
 /* One request on queue q: header + args (concatenated) as one readable

@@ -4,6 +4,7 @@
  * --print-capabilities, exit statuses) and its own options' checks; the
  * config space with --tag.
  */
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,6 +102,38 @@ VT_CASE(socket_file_removed)
 		VT_CHECK(access(sock, F_OK) < 0);
 		fst_cleanup(&t.e);
 	}
+}
+
+/* --client: vhu-fs connects to its front end, and again after the front
+ * end went away; refused with a sandbox (it reconnects by path). */
+VT_CASE(client_mode)
+{
+	struct fst t;
+	struct vhuf *f;
+	struct fuse_entry_out e;
+	uint64_t fh;
+	const char *const sandboxed[] = {"--client",     "--socket-path", "/tmp/x.sock",
+	                                 "--shared-dir", "/tmp",          NULL};
+	VT_EQ(run(sandboxed), 2);
+	VT_CHECK(strstr(getenv("FST_ERR"), "--sandbox none"));
+
+	memset(&t, 0, sizeof(t));
+	const char *const args[] = {"--sandbox", "none", "--seccomp", "kill", NULL};
+	int lfd = fst_start_client(&t.e, args);
+	VT_REQUIRE(lfd >= 0);
+	for (int round = 0; round < 2; round++) {
+		struct vhuf_opts o = {.mem_size = 64u << 20};
+		VT_REQUIRE(vhuf_accept(&f, lfd, FUSEC_TIMEOUT_MS, &o) == 0);
+		VT_REQUIRE(fusec_attach(&t.c, f, 1, 256) == 0);
+		VT_EQ(fusec_init(&t.c, FUSE_KERNEL_MINOR_VERSION, 0), 0);
+		const char *name = round ? "second" : "first";
+		VT_EQ(fusec_create(&t.c, FUSE_ROOT_ID, name, O_RDWR, 0600, &e, &fh), 0);
+		VT_CHECK(access(fst_path(&t.e, name), F_OK) == 0);
+		fusec_close(&t.c); /* the front end goes; vhu-fs connects again */
+	}
+	close(lfd);
+	VT_EQ(fst_stop(&t.e), 0);
+	fst_cleanup(&t.e);
 }
 
 VT_MAIN
