@@ -115,7 +115,12 @@ def migrate(src_path, dst_path, uri, postcopy, cancel, timeout):
         src.cmd("migrate-start-postcopy")
         wait_status(src, ("postcopy-active", "completed"), timeout, "switch to postcopy")
     info = wait_status(src, ("completed",), timeout, "migration")
+    # The source is done before the destination finished loading.
+    end = time.time() + timeout
     run = dst.cmd("query-status")
+    while run.get("status") != "running" and time.time() < end:
+        time.sleep(0.05)
+        run = dst.cmd("query-status")
     if run.get("status") != "running":
         fail("destination not running: %s" % run)
     ram = info.get("ram", {})
