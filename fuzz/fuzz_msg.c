@@ -128,11 +128,15 @@ static const struct vhu_backend_ops ops = {
 
 /* ---- fds ------------------------------------------------------------------ */
 
+/* Pages allocated up front: after POSTCOPY_ADVISE and LISTEN a missing
+ * page would fault into a userfaultfd nobody serves here (the handler
+ * runs on the fuzzing thread, so no hang-up can wake it). */
 static int memfd_of(size_t size)
 {
 	int fd = memfd_create("fz-msg-mem", MFD_CLOEXEC);
 
-	if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
+	if (fd >= 0 &&
+	    (ftruncate(fd, (off_t)size) < 0 || (size && fallocate(fd, 0, 0, (off_t)size) < 0))) {
 		close(fd);
 		return -1;
 	}

@@ -183,6 +183,15 @@ struct vhu_postcopy {
 	int ufd;        /* our userfaultfd (POSTCOPY_ADVISE), or -1 */
 	bool listening; /* POSTCOPY_LISTEN seen: mappings are registered */
 	bool await_ack; /* our mapping addresses went out; the front end's ack is next */
+	/* Ranges registered, so that a worker seeing the front end hang up
+	 * can unregister them (waking any thread asleep in a fault the front
+	 * end will never serve, the handler's included). */
+	pthread_mutex_t lock;
+	bool released; /* front end gone: register nothing more */
+	unsigned nspans;
+	struct {
+		uint64_t start, len;
+	} spans[VHU_MAX_MEM_SLOTS];
 };
 
 /* userfaultfd works here for shared memory (probed once). Thread: any. */
@@ -193,8 +202,11 @@ void vhu_postcopy_init(struct vhu_postcopy *pc);
 int vhu_postcopy_advise(struct vhu_postcopy *pc, int *fd_out);
 /* Register every region of mem for missing-page faults. 0 or -errno. */
 int vhu_postcopy_register(struct vhu_postcopy *pc, const struct vhu_mem *mem);
-/* Unregister mem's regions (if listening) and close the userfaultfd. */
-void vhu_postcopy_end(struct vhu_postcopy *pc, const struct vhu_mem *mem);
+/* Unregister every range registered and close the userfaultfd. */
+void vhu_postcopy_end(struct vhu_postcopy *pc);
+/* The front end hung up: unregister every range (faults asleep wake up)
+ * and register nothing more.  Thread: any (a worker). */
+void vhu_postcopy_release(struct vhu_postcopy *pc);
 
 /* ---- handler.c -------------------------------------------------------- */
 

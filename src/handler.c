@@ -254,7 +254,7 @@ void vhu_conn_end(struct vhu_daemon *d)
 	/* First: a worker asleep in a postcopy fault the front end will never
 	 * serve now wakes up when its range is unregistered (it could not
 	 * park otherwise). */
-	vhu_postcopy_end(&c->pc, c->mem);
+	vhu_postcopy_end(&c->pc);
 	vhu_lifecycle_end(d);
 	vhu_rings_reset(d);
 	vhu_be_reset_device(&d->be);

@@ -342,7 +342,7 @@ int vhu_on_postcopy_end(struct req_ctx *x)
 	struct vhu_postcopy *pc = &x->c->pc;
 	bool was = pc->ufd >= 0;
 
-	vhu_postcopy_end(pc, x->c->mem);
+	vhu_postcopy_end(pc);
 	reply_err(x, was ? 0 : -EINVAL);
 	if (!was)
 		return vhu_refuse(x, -EINVAL, "postcopy was not advised");

@@ -320,6 +320,36 @@ static int kick_fd_prepare(struct req_ctx *x, unsigned q, int fd)
 
 /* Install kick fd `fd` (ownership taken; -1: our own eventfd, for NOFD and
  * in-band kicks), start the ring and watch the fd. */
+/* Read one byte of every page of [uva, uva+len) (if mapped). */
+static void touch(const struct vhu_mem *mem, uint64_t uva, uint64_t len)
+{
+	for (uint64_t off = 0; off < len; off += 4096 - ((uva + off) % 4096)) {
+		const volatile uint8_t *p = vhu_mem_uva_to_hva(mem, uva + off, 1);
+
+		if (p)
+			(void)*p;
+	}
+}
+
+/*
+ * Postcopy: the ring's pages may not have arrived yet.  Fault them in
+ * before the workers are parked for the start: a fault the front end never
+ * serves (it went away) is then ended by a worker seeing the hang-up
+ * (vhu_postcopy_release), which a parked worker could not do.
+ */
+static void ring_fault_in(struct vhu_daemon *d, unsigned q)
+{
+	const struct vhu_vring *vr = &d->vrings[q];
+	const struct vhu_conn *c = &d->conn;
+	uint64_t num = vr->num;
+
+	if (!c->pc.listening || !c->mem || !vr->addr_set)
+		return;
+	touch(c->mem, vr->addr.desc_user_addr, 16 * num);
+	touch(c->mem, vr->addr.avail_user_addr, 6 + 2 * num);
+	touch(c->mem, vr->addr.used_user_addr, 6 + 8 * num);
+}
+
 static int kick_setup(struct req_ctx *x, unsigned q, int fd)
 {
 	struct vhu_daemon *d = x->d;
@@ -330,6 +360,7 @@ static int kick_setup(struct req_ctx *x, unsigned q, int fd)
 
 	if ((fd = kick_fd_prepare(x, q, fd)) < 0)
 		return fd;
+	ring_fault_in(d, q);
 	ring_pause(d, q, true);
 	close_fd(&vr->kick_fd);
 	vr->kick_fd = fd;

@@ -79,6 +79,9 @@ void vhu_lifecycle_hangup(struct vhu_worker *w)
 	struct vhu_daemon *d = w->d;
 
 	VHU_LOGI("%s: worker %u: front end hung up", d->name, w->id);
+	/* The handler may be asleep in a postcopy fault it will never have
+	 * served: wake it (migration.md). */
+	vhu_postcopy_release(&d->conn.pc);
 	atomic_store(&d->gone_seq, atomic_load(&d->conn_seq));
 	vhu_lifecycle_run(w);
 }

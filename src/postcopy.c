@@ -71,7 +71,9 @@ bool vhu_postcopy_usable(void)
 void vhu_postcopy_init(struct vhu_postcopy *pc)
 {
 	pc->ufd = -1;
-	pc->listening = pc->await_ack = false;
+	pc->listening = pc->await_ack = pc->released = false;
+	pc->nspans = 0;
+	pthread_mutex_init(&pc->lock, NULL);
 }
 
 int vhu_postcopy_advise(struct vhu_postcopy *pc, int *fd_out)
@@ -87,10 +89,10 @@ int vhu_postcopy_advise(struct vhu_postcopy *pc, int *fd_out)
 		close(fd);
 		return err;
 	}
-	if (pc->ufd >= 0) /* advised again: a new migration attempt */
-		close(pc->ufd);
+	vhu_postcopy_end(pc); /* advised again: a new migration attempt */
+	pthread_mutex_lock(&pc->lock);
 	pc->ufd = fd;
-	pc->listening = pc->await_ack = false;
+	pthread_mutex_unlock(&pc->lock);
 	*fd_out = dup_fd;
 	return 0;
 }
@@ -105,37 +107,74 @@ static void span(const struct vhu_mem_region *r, __u64 *start, __u64 *len)
 	*len = end - a;
 }
 
+/* Record a registered range (lock held); an identical one is kept once. */
+static void add_span(struct vhu_postcopy *pc, uint64_t start, uint64_t len)
+{
+	for (unsigned i = 0; i < pc->nspans; i++)
+		if (pc->spans[i].start == start && pc->spans[i].len == len)
+			return;
+	if (pc->nspans < VHU_ARRAY_SIZE(pc->spans)) {
+		pc->spans[pc->nspans].start = start;
+		pc->spans[pc->nspans++].len = len;
+	}
+}
+
 int vhu_postcopy_register(struct vhu_postcopy *pc, const struct vhu_mem *mem)
 {
-	for (unsigned i = 0; mem && i < mem->nregions; i++) {
+	int err = 0;
+
+	pthread_mutex_lock(&pc->lock);
+	for (unsigned i = 0; !pc->released && mem && i < mem->nregions && !err; i++) {
 		struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
 
 		span(mem->regions[i], &reg.range.start, &reg.range.len);
 		/* Registering a range again with the same fd is accepted. */
 		if (ioctl(pc->ufd, UFFDIO_REGISTER, &reg) < 0) {
-			int err = -errno;
-
+			err = -errno;
 			VHU_LOGE("postcopy: cannot register guest memory gpa 0x%llx with "
 			         "userfaultfd: %d",
 			         (unsigned long long)mem->regions[i]->gpa, err);
-			return err;
+			break;
 		}
+		add_span(pc, reg.range.start, reg.range.len);
 	}
-	return 0;
+	pthread_mutex_unlock(&pc->lock);
+	return err;
 }
 
-void vhu_postcopy_end(struct vhu_postcopy *pc, const struct vhu_mem *mem)
+/* Unregister the recorded ranges (lock held).  A range whose mapping is
+ * gone (region removed) has nothing left to unregister: ignored. */
+static void unregister_all(struct vhu_postcopy *pc)
 {
-	if (pc->ufd < 0)
-		return;
-	for (unsigned i = 0; pc->listening && mem && i < mem->nregions; i++) {
-		struct uffdio_range range;
+	for (unsigned i = 0; pc->ufd >= 0 && i < pc->nspans; i++) {
+		struct uffdio_range range = {.start = pc->spans[i].start, .len = pc->spans[i].len};
 
-		span(mem->regions[i], &range.start, &range.len);
-		if (ioctl(pc->ufd, UFFDIO_UNREGISTER, &range) < 0)
-			VHU_LOGW("postcopy: unregistering gpa 0x%llx: %d",
-			         (unsigned long long)mem->regions[i]->gpa, -errno);
+		if (ioctl(pc->ufd, UFFDIO_UNREGISTER, &range) < 0 && errno != EINVAL &&
+		    errno != ENOMEM)
+			VHU_LOGW("postcopy: unregistering %#llx+%#llx: %d",
+			         (unsigned long long)range.start, (unsigned long long)range.len,
+			         -errno);
 	}
-	close(pc->ufd);
-	vhu_postcopy_init(pc);
+	pc->nspans = 0;
+}
+
+void vhu_postcopy_release(struct vhu_postcopy *pc)
+{
+	pthread_mutex_lock(&pc->lock);
+	if (pc->nspans)
+		VHU_LOGI("postcopy: front end gone, guest memory unregistered");
+	pc->released = true;
+	unregister_all(pc);
+	pthread_mutex_unlock(&pc->lock);
+}
+
+void vhu_postcopy_end(struct vhu_postcopy *pc)
+{
+	pthread_mutex_lock(&pc->lock);
+	unregister_all(pc);
+	if (pc->ufd >= 0)
+		close(pc->ufd);
+	pc->ufd = -1;
+	pc->listening = pc->await_ack = false;
+	pthread_mutex_unlock(&pc->lock);
 }

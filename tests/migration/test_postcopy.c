@@ -323,3 +323,48 @@ VT_CASE(front_end_gone_during_a_fault)
 	vhuf_close(g);
 	mig_env_stop(&env);
 }
+
+/* The same for the protocol handler itself, asleep in a fault while it
+ * starts a ring: a worker sees the hang-up and unregisters guest memory,
+ * the handler wakes, and the next front end is served. */
+VT_CASE(handler_asleep_in_a_fault_when_the_front_end_goes)
+{
+	const uint64_t pf = VHU_BIT(VHU_PF_MQ) | VHU_BIT(VHU_PF_PAGEFAULT); /* no acks */
+	struct pollfd p = {.events = POLLIN};
+	struct mig_env env;
+	struct vhuf *f, *g;
+	uint64_t used_gpa;
+	int ufd = -1;
+
+	if (!uffd_available())
+		return;
+	mig_dev_init(&env.dev, 1);
+	VT_REQUIRE(mig_env_start(&env, NULL) == 0);
+	f = mig_fe_open(env.path, 1, 64, FEAT, pf, MEM);
+	VT_REQUIRE(f);
+	VT_REQUIRE(advise(f, &ufd) == 0);
+	VT_EQ(vhuf_request(f, VHU_REQ_POSTCOPY_LISTEN, NULL, 0, NULL, 0, true, NULL), 0);
+	VT_EQ(vhuf_send_mem_table(f), 0);
+	VT_EQ(vhuf_queue_stop(f, 0, NULL), 0);
+	used_gpa = (uint64_t)((uint8_t *)vhuf_ring_used(f, 0) - (uint8_t *)vhuf_ptr(f, 0));
+	VT_EQ(punch(f, used_gpa, PAGE), 0);
+	VT_EQ(vhuf_queue_restart(f, 0), 0); /* the start reads the used index */
+	p.fd = ufd;
+	VT_EQ(poll(&p, 1, 3000), 1);
+	vhuf_close(f);
+	close(ufd);
+	g = mig_fe_open(env.path, 1, 64, FEAT, PF, MEM);
+	VT_REQUIRE(g); /* served */
+	{
+		uint64_t o = vhuf_alloc(g, PAGE, PAGE), i = vhuf_alloc(g, PAGE, PAGE);
+		struct vhuf_buf b[2] = {{o, 8, false}, {i, PAGE, true}};
+		void *cookie;
+
+		VT_REQUIRE(vhuf_submit(g, 0, b, 2, false, NULL) >= 0);
+		vhuf_kick_force(g, 0);
+		VT_CHECK(vhuf_get_used(g, 0, &cookie, NULL) == 1 ||
+		         (vhuf_wait_call(g, 0, 10000) && vhuf_get_used(g, 0, &cookie, NULL) == 1));
+	}
+	vhuf_close(g);
+	mig_env_stop(&env);
+}
