@@ -116,7 +116,7 @@ blk() { # blk read|write
 }
 
 net() {
-	local testpmd frames ir
+	local testpmd
 	testpmd=$(command -v dpdk-testpmd) || {
 		echo "icount.sh: dpdk-testpmd not installed" >&2
 		return 1
@@ -132,26 +132,27 @@ net() {
 		--vdev "net_virtio_user0,path=$work/net.sock,queues=1,queue_size=1024" -- -i \
 		--total-num-mbufs=32768 --forward-mode=io --txpkts=64 >"$work/net.gen" 2>&1 || true
 	stop_cg
-	frames=$(awk '/: tx [0-9]/ { print $3; exit }' "$work/net.log")
-	ir=$(total_ir "$work/net.cg")
-	awk -v ir="$ir" -v n="${frames:-0}" 'BEGIN {
-		if (n > 0) printf "net: %.0f Ir/frame (%d frames, %d Ir)\n", ir / n, n, ir
-		else { print "net: no frames counted"; exit 1 } }'
+	per_frame net net
+}
+
+# per_frame NAME RUN: Ir per frame vhu-net ($work/RUN.log) sent.
+per_frame() {
+	local frames ir
+	frames=$(awk '/: tx [0-9]/ { print $3; exit }' "$work/$2.log")
+	ir=$(total_ir "$work/$2.cg")
+	awk -v ir="$ir" -v n="${frames:-0}" -v w="$1" 'BEGIN {
+		if (n > 0) printf "%s: %.0f Ir/frame (%d frames, %d Ir)\n", w, ir / n, n, ir
+		else { print w ": no frames counted"; exit 1 } }'
 }
 
 # vhu-net-lowload: a fixed number of frames at a fixed rate (the back end
 # sleeps between them, as notification-driven vhu-net does anyway).
 net_lowload() {
-	local frames ir
 	start_cg netl "$build/devices/net/vhu-net" --loopback --socket-path "$work/netl.sock"
 	taskset -c "$GEN_CPU" "$build/bench/net/vhu-net-lowload" -s "$work/netl.sock" -r 50000 \
 		-w 0 -d "$secs" ${log:+-L} >"$work/netl.gen" 2>&1 || { cat "$work/netl.gen" >&2; return 1; }
 	stop_cg
-	frames=$(awk '/: tx [0-9]/ { print $3; exit }' "$work/netl.log")
-	ir=$(total_ir "$work/netl.cg")
-	awk -v ir="$ir" -v n="${frames:-0}" 'BEGIN {
-		if (n > 0) printf "net-lowload: %.0f Ir/frame (%d frames, %d Ir)\n", ir / n, n, ir
-		else { print "net-lowload: no frames counted"; exit 1 } }'
+	per_frame net-lowload netl
 }
 
 for what in "$@"; do

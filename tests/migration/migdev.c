@@ -200,25 +200,14 @@ static void d_reset(void *dev)
 	pthread_mutex_unlock(&m->lock);
 }
 
-static const struct vhu_backend_ops mig_ops = {
-    .num_queues = d_num_queues,
-    .max_queue_size = d_max_queue_size,
-    .features = d_features,
-    .protocol_features = d_protocol_features,
-    .reset_device = d_reset,
-    .handle_event = d_handle_event,
-};
+#define MIG_OPS                                                                                    \
+	.num_queues = d_num_queues, .max_queue_size = d_max_queue_size, .features = d_features,    \
+	.protocol_features = d_protocol_features, .reset_device = d_reset,                         \
+	.handle_event = d_handle_event
 
-static const struct vhu_backend_ops mig_net_ops = {
-    .num_queues = d_num_queues,
-    .max_queue_size = d_max_queue_size,
-    .features = d_features,
-    .protocol_features = d_protocol_features,
-    .reset_device = d_reset,
-    .handle_event = d_handle_event,
-    .send_rarp = d_send_rarp,
-    .set_mtu = d_set_mtu,
-};
+static const struct vhu_backend_ops mig_ops = {MIG_OPS};
+static const struct vhu_backend_ops mig_net_ops = {MIG_OPS, .send_rarp = d_send_rarp,
+                                                   .set_mtu = d_set_mtu};
 
 /* Writes the buffers of held chains (as a disk or NIC would), then tells
  * the worker. */

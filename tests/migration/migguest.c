@@ -152,12 +152,13 @@ static inline uint8_t rec_byte(uint64_t seq, uint32_t i)
 	return (uint8_t)((seq * 2654435761u) >> (i % 24)) ^ (uint8_t)(i * 131);
 }
 
-static int read_all(int s, void *buf, size_t len)
+/* All of len bytes through socket s, in (recv) or out (send). */
+static int xfer(int s, void *buf, size_t len, bool out)
 {
 	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = recv(s, p, len, 0);
+		ssize_t n = out ? send(s, p, len, MSG_NOSIGNAL) : recv(s, p, len, 0);
 
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
@@ -207,7 +208,7 @@ static void *net_thread(void *arg)
 		uint32_t h[4]; /* magic, seq, len, sum */
 		uint32_t sum = 0;
 
-		if (read_all(s, h, sizeof(h))) {
+		if (xfer(s, h, sizeof(h), false)) {
 			fail("stream broken after record %llu (%llu bytes)",
 			     (unsigned long long)want, atomic_load(&net_bytes));
 			break;
@@ -221,7 +222,7 @@ static void *net_thread(void *arg)
 			atomic_store(&stop, true);
 			break;
 		}
-		if (read_all(s, payload, h[2])) {
+		if (xfer(s, payload, h[2], false)) {
 			fail("stream broken inside record %llu", (unsigned long long)want);
 			break;
 		}
@@ -285,24 +286,6 @@ static void final_pass(void)
 
 /* ---- host side ------------------------------------------------------------ */
 
-static int send_all(int s, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(s, p, len, MSG_NOSIGNAL);
-
-		if (n <= 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Serve one guest: records until STOPFILE exists, then the end record;
  * the guest answers with how many it received, which must be all. */
 static int host_send(const char *ip, int port, const char *stopfile)
@@ -333,7 +316,7 @@ static int host_send(const char *ip, int port, const char *stopfile)
 		h[1] = (uint32_t)seq;
 		h[2] = len;
 		h[3] = sum;
-		if (send_all(s, h, sizeof(h)) || send_all(s, payload, len)) {
+		if (xfer(s, h, sizeof(h), true) || xfer(s, payload, len, true)) {
 			printf("sender: connection lost after %llu records\n",
 			       (unsigned long long)seq);
 			return 1;
@@ -343,7 +326,7 @@ static int host_send(const char *ip, int port, const char *stopfile)
 	{
 		uint32_t h[4] = {MAGIC, (uint32_t)seq, 0, 0};
 
-		if (send_all(s, h, sizeof(h)))
+		if (xfer(s, h, sizeof(h), true))
 			return 1;
 	}
 	for (size_t n = 0; n < sizeof(line) - 1 && recv(s, line + n, 1, 0) == 1 && line[n] != '\n';
