@@ -113,12 +113,20 @@ static int make_dir(struct fst_env *e)
 	return mkdir(e->share, 0755) < 0 ? -errno : 0;
 }
 
+int fst_prepare(struct fst_env *e)
+{
+	return make_dir(e);
+}
+
 int fst_start(struct fst_env *e, const char *const *args)
 {
-	struct stat st;
 	int err = make_dir(e);
-	if (err)
-		return err;
+	return err ? err : fst_launch(e, args);
+}
+
+int fst_launch(struct fst_env *e, const char *const *args)
+{
+	struct stat st;
 	e->pid = spawn(e, args, true);
 	if (e->pid < 0)
 		return -errno;

@@ -43,6 +43,10 @@ const char *fst_binary(void);
  * (NULL-terminated, may be NULL) after --socket-path/--shared-dir, and
  * wait until it listens.  0 or -errno. */
 int fst_start(struct fst_env *e, const char *const *args);
+/* The two halves of fst_start: the scratch dir and share (to put things
+ * in the share first), then the daemon. */
+int fst_prepare(struct fst_env *e);
+int fst_launch(struct fst_env *e, const char *const *args);
 /* The same in client mode: listen at e->sock (vhuf_listen), start
  * vhu-fs --client with args; returns the listening fd (the caller
  * accepts with vhuf_accept and closes it) or -errno. */

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -519,6 +520,62 @@ VT_CASE(cache_modes)
 	VT_EQ(((struct fuse_entry_out *)r.data)->nodeid, 0);
 	VT_EQ(((struct fuse_entry_out *)r.data)->entry_valid, 86400);
 	VT_EQ(fst_down(&t), 0);
+}
+
+/* --writeback: the guest's page cache may read what it writes and places
+ * appends itself, so the host file is opened read-write without O_APPEND. */
+VT_CASE(writeback_cache)
+{
+	struct fuse_entry_out e;
+	uint64_t fh;
+	struct fst t;
+	char buf[16] = {0};
+	const char *const args[] = {"--writeback", NULL};
+
+	VT_REQUIRE(fst_up(&t, args, 1));
+	VT_EQ(fusec_init(&t.c, FUSE_KERNEL_MINOR_VERSION, FUSE_WRITEBACK_CACHE | FUSE_ASYNC_READ),
+	      0);
+	VT_CHECK(t.c.init.flags & FUSE_WRITEBACK_CACHE);
+	VT_EQ(fusec_create(&t.c, FUSE_ROOT_ID, "wb", O_WRONLY | O_APPEND, 0644, &e, &fh), 0);
+	VT_EQ(fusec_write(&t.c, e.nodeid, fh, 0, "abcdef", 6), 6);
+	VT_EQ(fusec_write(&t.c, e.nodeid, fh, 0, "XY", 2), 2); /* at 0, not appended */
+	VT_EQ(fusec_read(&t.c, e.nodeid, fh, 0, buf, sizeof(buf)), 6);
+	VT_CHECK(memcmp(buf, "XYcdef", 6) == 0);
+	/* Without --writeback the guest's O_WRONLY stays write-only. */
+	VT_EQ(fst_down(&t), 0);
+	VT_REQUIRE(fst_up(&t, NULL, 1));
+	VT_EQ(fusec_create(&t.c, FUSE_ROOT_ID, "wo", O_WRONLY, 0644, &e, &fh), 0);
+	VT_EQ(fusec_read(&t.c, e.nodeid, fh, 0, buf, sizeof(buf)), -EBADF);
+	VT_EQ(fst_down(&t), 0);
+}
+
+/* --announce-submounts: a directory on another file system than its
+ * parent is flagged, so that the guest gives it its own st_dev. */
+VT_CASE(announce_submounts)
+{
+	struct fuse_entry_out e;
+	const char *const args[] = {"--announce-submounts", NULL};
+
+	for (int announce = 0; announce < 2; announce++) {
+		struct fst t = {0};
+		char mnt[256];
+		VT_REQUIRE(fst_prepare(&t.e) == 0);
+		snprintf(mnt, sizeof(mnt), "%s/sub", t.e.share);
+		VT_REQUIRE(mkdir(mnt, 0755) == 0 && mkdir(fst_path(&t.e, "plain"), 0755) == 0);
+		VT_REQUIRE(mount("vhu-fst", mnt, "tmpfs", 0, "size=1m") == 0);
+		VT_EQ(fst_launch(&t.e, announce ? args : NULL), 0);
+		VT_EQ(fusec_connect(&t.c, t.e.sock, 1, 256), 0);
+		VT_EQ(fusec_init(&t.c, FUSE_KERNEL_MINOR_VERSION, FUSE_SUBMOUNTS), 0);
+		VT_EQ(!!(t.c.init.flags & FUSE_SUBMOUNTS), announce);
+		VT_EQ(fusec_lookup(&t.c, FUSE_ROOT_ID, "sub", &e), 0);
+		VT_EQ(!!(e.attr.flags & FUSE_ATTR_SUBMOUNT), announce);
+		VT_EQ(fusec_lookup(&t.c, FUSE_ROOT_ID, "plain", &e), 0);
+		VT_EQ(e.attr.flags & FUSE_ATTR_SUBMOUNT, 0);
+		fusec_close(&t.c);
+		VT_EQ(fst_stop(&t.e), 0);
+		umount(mnt);
+		fst_cleanup(&t.e);
+	}
 }
 
 /* Several request queues served at once by their threads (and, with a
