@@ -298,6 +298,10 @@ static int serve(struct vhu_program *p, struct fs_dev *dev)
 	    .vring_flavour = VHU_VRING_MUTEX, /* pool threads and lock waits push */
 	    .max_connections = cli.max_connections,
 	    .poll_us = cli.poll_us,
+	    /* The FUSE session (inodes, handles) cannot move with the guest, and
+	     * QEMU 7.2 marks vhost-user-fs unmigratable: no dirty log, no
+	     * postcopy (whose system calls the filter does not allow). */
+	    .no_migration = true,
 	};
 	struct vhu_daemon *d;
 

@@ -346,14 +346,13 @@ VT_CASE(no_fd_leaks_across_sessions)
 	VT_EQ(fst_down(&t), 0);
 }
 
-VT_CASE(flock_across_handles)
+static void flocks(const char *const *args)
 {
 	struct fuse_entry_out e;
 	uint64_t fh1, fh2;
 	struct fusec_reply r;
 	struct fst t;
 
-	const char *const args[] = {"--num-request-queues", "2", NULL};
 	VT_REQUIRE(fst_up(&t, args, 2));
 	VT_EQ(fusec_create(&t.c, ROOT, "lk", O_RDWR, 0600, &e, &fh1), 0);
 	VT_EQ(fusec_open(&t.c, e.nodeid, O_RDWR, &fh2), 0);
@@ -390,6 +389,19 @@ VT_CASE(flock_across_handles)
 	VT_EQ(fusec_call(&t.c, 1, FUSE_GETLK, e.nodeid, &a, 1, 4096, &r), -ENOSYS);
 	close(hfd);
 	VT_EQ(fst_down(&t), 0);
+}
+
+VT_CASE(flock_across_handles)
+{
+	const char *const args[] = {"--num-request-queues", "2", NULL};
+	flocks(args);
+}
+
+/* The same with a pool: the wait is parked from a pool thread. */
+VT_CASE(flock_with_thread_pool)
+{
+	const char *const args[] = {"--num-request-queues", "2", "--thread-pool-size", "2", NULL};
+	flocks(args);
 }
 
 /* A lock wait pending when the front end goes away is dropped, and the
