@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "blkt.h"
+#include "vt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,49 +75,12 @@ pid_t blkt_spawn(const struct blkt_dir *d, const char *const *args, int keep_fd)
 	for (unsigned i = 0; args && args[i] && n < 63; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	int out = open(d->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	int err = open(d->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	int nul = open("/dev/null", O_RDONLY);
-	if (out < 0 || err < 0 || nul < 0)
-		_exit(126);
-	if (keep_fd >= 0) {
-		if (keep_fd == 3)
-			fcntl(3, F_SETFD, 0);
-		else if (dup2(keep_fd, 3) < 0)
-			_exit(126);
-	}
-	dup2(nul, 0);
-	dup2(out, 1);
-	dup2(err, 2);
-	execv(argv[0], (char *const *)argv);
-	_exit(127);
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
+	return vt_spawn(argv, d->out, d->err, keep_fd);
 }
 
 int blkt_wait_exit(pid_t pid, int timeout_ms)
 {
-	int st;
-	for (int waited = 0; waited <= timeout_ms; waited += 10) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		if (r < 0)
-			return -1;
-		sleep_ms(10);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
+	return vt_wait_exit(pid, timeout_ms);
 }
 
 int blkt_run(const struct blkt_dir *d, const char *const *args)
@@ -129,15 +93,7 @@ int blkt_run(const struct blkt_dir *d, const char *const *args)
 
 const char *blkt_slurp(const char *path)
 {
-	static char buf[65536];
-	buf[0] = 0;
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return buf;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
+	return vt_slurp(path);
 }
 
 bool blkt_wait_socket(const char *path, int timeout_ms)
@@ -146,7 +102,7 @@ bool blkt_wait_socket(const char *path, int timeout_ms)
 	for (int waited = 0; waited <= timeout_ms; waited += 10) {
 		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 			return true;
-		sleep_ms(10);
+		vt_sleep_ms(10);
 	}
 	return false;
 }

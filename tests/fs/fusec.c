@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "fusec.h"
+#include "vt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,12 +21,6 @@ const char *fst_binary(void)
 	const char *root = getenv("VHU_BUILD_ROOT");
 	snprintf(path, sizeof(path), "%s/devices/fs/vhu-fs", root ? root : ".");
 	return path;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
 }
 
 /* The test runs under valgrind (scripts/valgrind): the daemon too, with
@@ -67,37 +62,7 @@ static pid_t spawn(struct fst_env *e, const char *const *args, bool with_sock)
 		argv[n++] = "none";
 	}
 	argv[n] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	int out = open(e->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	int err = open(e->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	int nul = open("/dev/null", O_RDONLY);
-	if (out < 0 || err < 0 || nul < 0)
-		_exit(126);
-	dup2(nul, 0);
-	dup2(out, 1);
-	dup2(err, 2);
-	execv(argv[0], (char *const *)argv);
-	_exit(127);
-}
-
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-	int st;
-	for (int waited = 0; waited <= timeout_ms; waited += 10) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		if (r < 0)
-			return -1;
-		sleep_ms(10);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
+	return vt_spawn(argv, e->out, e->err, -1);
 }
 
 static int make_dir(struct fst_env *e)
@@ -138,7 +103,7 @@ int fst_launch(struct fst_env *e, const char *const *args)
 			fprintf(stderr, "# vhu-fs exited: %s\n", fst_slurp(e->err));
 			return -ECHILD;
 		}
-		sleep_ms(10);
+		vt_sleep_ms(10);
 	}
 	return -ETIMEDOUT;
 }
@@ -169,7 +134,7 @@ int fst_stop(struct fst_env *e)
 	if (e->pid <= 0)
 		return -1;
 	kill(e->pid, SIGTERM);
-	int rc = wait_exit(e->pid, FUSEC_TIMEOUT_MS);
+	int rc = vt_wait_exit(e->pid, FUSEC_TIMEOUT_MS);
 	e->pid = 0;
 	return rc;
 }
@@ -192,20 +157,12 @@ int fst_run(struct fst_env *e, const char *const *args)
 	if (!e->dir[0] && make_dir(e) < 0)
 		return -1;
 	pid_t pid = spawn(e, args, false);
-	return pid < 0 ? -1 : wait_exit(pid, FUSEC_TIMEOUT_MS);
+	return pid < 0 ? -1 : vt_wait_exit(pid, FUSEC_TIMEOUT_MS);
 }
 
 const char *fst_slurp(const char *path)
 {
-	static char buf[65536];
-	buf[0] = 0;
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return buf;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
+	return vt_slurp(path);
 }
 
 const char *fst_path(const struct fst_env *e, const char *rel)

@@ -12,9 +12,12 @@
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,6 +118,66 @@ static inline void vt_sleep_ms(int ms)
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
+}
+
+/* Start argv[0] (a path) with stdin from /dev/null and stdout/stderr into
+ * the files out/err (created); keep_fd >= 0 is passed on as fd 3 (socket
+ * activation).  The child's pid, or -1. */
+static inline pid_t vt_spawn(const char *const *argv, const char *out, const char *err, int keep_fd)
+{
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int nul = open("/dev/null", O_RDONLY);
+	if (o < 0 || e < 0 || nul < 0)
+		_exit(126);
+	if (keep_fd == 3)
+		fcntl(3, F_SETFD, 0);
+	else if (keep_fd >= 0 && dup2(keep_fd, 3) < 0)
+		_exit(126);
+	dup2(nul, 0);
+	dup2(o, 1);
+	dup2(e, 2);
+	execv(argv[0], (char *const *)argv);
+	_exit(127);
+}
+
+/* Wait up to timeout_ms for pid to exit: its exit code, 128 + signal, or
+ * -1 on timeout (the child is then SIGKILLed and reaped). */
+static inline int vt_wait_exit(pid_t pid, int timeout_ms)
+{
+	int st;
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (r < 0)
+			return -1;
+		struct timespec ts = {.tv_nsec = 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+/* A whole (small) file, NUL terminated, in a static buffer (64 KiB at
+ * most, overwritten by the next call); "" if unreadable. */
+static inline const char *vt_slurp(const char *path)
+{
+	static char buf[65536];
+	buf[0] = 0;
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return buf;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
 }
 
 /* Wait (10 s at most) for a condition another thread or process makes
