@@ -30,7 +30,7 @@
 struct cli {
 	struct blk_opts *o;
 	unsigned poll_us;
-	bool default_image; /* no IMAGE given: use/create the default one */
+	bool default_image;     /* no IMAGE given: use/create the default one */
 	struct blk_disks disks; /* --disk: several disks (disks.c) */
 	char image_buf[PATH_MAX];
 	char sock_buf[PATH_MAX];

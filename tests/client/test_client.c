@@ -154,24 +154,6 @@ VT_CASE(reconnects_after_the_frontend_goes)
 	cenv_fini(&c);
 }
 
-static int submit_n(struct vhuf *f, unsigned q, unsigned n, uint64_t *out, uint64_t *in)
-{
-	for (unsigned i = 0; i < n; i++) {
-		struct vhuf_buf b[2];
-
-		out[i] = vhuf_alloc(f, 64, 8);
-		in[i] = vhuf_alloc(f, 64, 8);
-		if (out[i] == UINT64_MAX || in[i] == UINT64_MAX)
-			return -ENOMEM;
-		memset(vhuf_ptr(f, out[i]), (int)(i + 1), 64);
-		b[0] = (struct vhuf_buf){out[i], 64, false};
-		b[1] = (struct vhuf_buf){in[i], 64, true};
-		if (vhuf_submit(f, q, b, 2, false, (void *)(uintptr_t)(i + 1)) < 0)
-			return -ENOSPC;
-	}
-	return 0;
-}
-
 /* Every one of the n requests comes back exactly once, echoed. */
 static void reap_exactly(struct vhuf *f, unsigned q, unsigned n, const uint64_t *in)
 {
@@ -230,7 +212,7 @@ VT_CASE(backend_restart_resubmits_inflight)
 	VT_REQUIRE(vhuf_queue_setup(f, 0, 128) == 0);
 	VT_EQ(fe_io(f, 0, 10), 0);
 	atomic_store(&c.dev.hold, true);
-	VT_REQUIRE(submit_n(f, 0, 64, out, in) == 0);
+	VT_REQUIRE(fe_submit_n(f, 0, 64, 64, false, out, in) == 0);
 	vhuf_kick_force(f, 0);
 	VT_CHECK(WAIT_UNTIL(atomic_load(&c.dev.held) == 64, 5000));
 

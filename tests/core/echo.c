@@ -516,6 +516,25 @@ int fe_io(struct vhuf *f, unsigned q, unsigned n)
 	return ret;
 }
 
+int fe_submit_n(struct vhuf *f, unsigned q, unsigned n, uint32_t len, bool indirect, uint64_t *out,
+                uint64_t *in)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vhuf_buf b[2];
+
+		out[i] = vhuf_alloc(f, len, 8);
+		in[i] = vhuf_alloc(f, len, 8);
+		if (out[i] == UINT64_MAX || in[i] == UINT64_MAX)
+			return -ENOMEM;
+		memset(vhuf_ptr(f, out[i]), (int)(i + 1), len);
+		b[0] = (struct vhuf_buf){out[i], len, false};
+		b[1] = (struct vhuf_buf){in[i], len, true};
+		if (vhuf_submit(f, q, b, 2, indirect && (i & 1), (void *)(uintptr_t)(i + 1)) < 0)
+			return -ENOSPC;
+	}
+	return 0;
+}
+
 int fe_echo_one(struct vhuf *f, unsigned q, uint64_t out_gpa, void *out_host, uint64_t in_gpa,
                 void *in_host, uint32_t len, bool indirect)
 {

@@ -120,6 +120,12 @@ int fe_reconnect(struct tenv *t, struct vhuf *f, uint64_t features, uint64_t pf)
  * writable buffers; every other one indirect if allowed) and check the
  * bytes.  0 or -errno. */
 int fe_io(struct vhuf *f, unsigned q, unsigned n);
+/* Queue n echo requests on q without kicking or waiting: request i reads
+ * len bytes of value i + 1 from out[i] and writes them to in[i] (both
+ * allocated here), cookie i + 1; every odd one indirect if `indirect`.
+ * 0, -ENOMEM or -ENOSPC. */
+int fe_submit_n(struct vhuf *f, unsigned q, unsigned n, uint32_t len, bool indirect, uint64_t *out,
+                uint64_t *in);
 /* Same with buffers at caller-chosen guest addresses (host pointers via
  * vhuf_ptr unless `out_host`/`in_host` given). */
 int fe_echo_one(struct vhuf *f, unsigned q, uint64_t out_gpa, void *out_host, uint64_t in_gpa,

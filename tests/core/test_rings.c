@@ -255,22 +255,6 @@ VT_CASE(memory_updates_under_io)
 
 /* ---- disconnect / reconnect ------------------------------------------ */
 
-static int submit_n(struct vhuf *f, unsigned q, unsigned n, uint64_t *out, uint64_t *in)
-{
-	for (unsigned i = 0; i < n; i++) {
-		struct vhuf_buf b[2];
-
-		out[i] = vhuf_alloc(f, 256, 8);
-		in[i] = vhuf_alloc(f, 256, 8);
-		memset(vhuf_ptr(f, out[i]), (int)(i + 1), 256);
-		b[0] = (struct vhuf_buf){out[i], 256, false};
-		b[1] = (struct vhuf_buf){in[i], 256, true};
-		if (vhuf_submit(f, q, b, 2, i & 1, (void *)(uintptr_t)(i + 1)) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 VT_CASE(disconnect_mid_io_then_new_front_end)
 {
 	struct tenv t;
@@ -284,8 +268,8 @@ VT_CASE(disconnect_mid_io_then_new_front_end)
 		VT_REQUIRE(f);
 		VT_REQUIRE(vhuf_queue_setup(f, 0, 256) == 0);
 		VT_REQUIRE(vhuf_queue_setup(f, 1, 256) == 0);
-		VT_CHECK(submit_n(f, 0, 128, out, in) == 0);
-		VT_CHECK(submit_n(f, 1, 128, out, in) == 0);
+		VT_CHECK(fe_submit_n(f, 0, 128, 256, true, out, in) == 0);
+		VT_CHECK(fe_submit_n(f, 1, 128, 256, true, out, in) == 0);
 		vhuf_kick_force(f, 0);
 		vhuf_kick_force(f, 1);
 		fe_close(&t, f); /* while the workers are busy */
@@ -337,7 +321,7 @@ VT_CASE(reconnect_resumes_rings)
 	f = fe_open(&t, NULL, F_ALL, PF_ALL);
 	VT_REQUIRE(f);
 	VT_REQUIRE(vhuf_queue_setup(f, 0, 256) == 0);
-	VT_REQUIRE(submit_n(f, 0, 128, out, in) == 0);
+	VT_REQUIRE(fe_submit_n(f, 0, 128, 256, true, out, in) == 0);
 	vhuf_kick_force(f, 0);
 	VT_REQUIRE(fe_reconnect(&t, f, F_ALL, PF_ALL) == 0);
 	VT_REQUIRE(vhuf_queue_restart(f, 0) == 0);
@@ -374,7 +358,7 @@ VT_CASE(reconnect_redoes_held_requests)
 	VT_EQ(fe_io(f, 0, 10), 0);
 	atomic_store(&t.dev.held, 0);
 	atomic_store(&t.dev.hold, true);
-	VT_REQUIRE(submit_n(f, 0, 64, out, in) == 0);
+	VT_REQUIRE(fe_submit_n(f, 0, 64, 256, true, out, in) == 0);
 	vhuf_kick_force(f, 0);
 	VT_CHECK(WAIT_UNTIL(atomic_load(&t.dev.held) == 64, 3000));
 	atomic_store(&t.dev.hold, false);
@@ -415,7 +399,7 @@ VT_CASE(reconnect_inflight_resubmits)
 	VT_EQ(fe_io(f, 0, 10), 0);
 	atomic_store(&t.dev.held, 0);
 	atomic_store(&t.dev.hold, true);
-	VT_REQUIRE(submit_n(f, 0, 64, out, in) == 0);
+	VT_REQUIRE(fe_submit_n(f, 0, 64, 256, true, out, in) == 0);
 	vhuf_kick_force(f, 0);
 	VT_CHECK(WAIT_UNTIL(atomic_load(&t.dev.held) == 64, 3000));
 	atomic_store(&t.dev.hold, false);
