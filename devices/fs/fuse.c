@@ -118,6 +118,8 @@ static const struct fs_opdesc ops[] = {
 };
 
 #define NOPS (sizeof(ops) / sizeof(ops[0]))
+_Static_assert(NOPS <= sizeof(((struct fs_stats *)0)->ops) / sizeof(atomic_uint_fast64_t),
+               "a counter per opcode of the table");
 
 const char *fs_opcode_name(uint32_t opcode);
 const char *fs_opcode_name(uint32_t opcode)
