@@ -101,10 +101,20 @@ struct vhu_worker {
 	int batch_n;
 	struct vhu_poll poll; /* adaptive polling policy (worker-local) */
 	/* Hosted by a pool thread (pool.c), NULL with a thread of its own.
-	 * The rest is that thread's: news in the epoll set, the rings of its
-	 * polling period and the chains counted so far. */
+	 * The pool thread's epoll set refers to the worker's epoll set (pref)
+	 * and, directly, to its kick fds (kref, edge-triggered: a kick costs
+	 * the thread no second epoll_wait and no read).  The rest is that
+	 * thread's: news in the epoll set, kicks collected (and from fds that
+	 * failed) not yet taken, the rings of its polling period and the
+	 * chains counted so far. */
 	struct vhu_pool_thread *pt;
+	struct vhu_pool_ref {
+		struct vhu_worker *w;
+		unsigned q; /* POOL_REF_SET: the worker's epoll set */
+		int fd;
+	} pref, kref[VHU_WORKER_QUEUES];
 	bool ready;
+	uint64_t kicked, kick_bad;
 	uint64_t prings, plive;
 	uint64_t chains_seen;
 };
@@ -131,6 +141,10 @@ void vhu_worker_leave(struct vhu_worker *w);
  * *listener if a listener was among them. */
 bool vhu_worker_run_batch(struct vhu_worker *w, struct epoll_event *ev, int n, bool *listener);
 void vhu_worker_run_pending(struct vhu_worker *w);
+/* Kicks of the rings in `kicked` came (the pool read none of their
+ * eventfds): count them and handle those rings as a worker thread handles
+ * its kicks; rings in `bad` had an unusable kick fd (logged). */
+void vhu_worker_take_kicks(struct vhu_worker *w, uint64_t kicked, uint64_t bad);
 bool vhu_worker_has_pending(const struct vhu_worker *w);
 bool vhu_worker_must_yield(struct vhu_worker *w);
 /* Its rings that handle_event may be called for. */
@@ -151,6 +165,10 @@ int vhu_pool_attach(struct vhu_pool *p, struct vhu_daemon *d);
 /* Stop hosting them; returns once no pool thread can touch them.
  * counted: the attach had succeeded. */
 void vhu_pool_detach(struct vhu_pool *p, struct vhu_daemon *d, bool counted);
+/* Watch / unwatch kick fd `fd` of queue q of hosted worker w in its pool
+ * thread's epoll set (handler, workers parked). */
+int vhu_pool_watch_kick(struct vhu_worker *w, unsigned q, int fd);
+void vhu_pool_unwatch_kick(struct vhu_worker *w, int fd);
 
 /* Watch / unwatch queue q's kick fd in its worker's epoll set. */
 int vhu_worker_watch_kick(struct vhu_daemon *d, unsigned q, int fd);

@@ -10,11 +10,14 @@
  * not yet hosting this daemon when there is a choice).
  *
  * A pool thread epolls the epoll fds of the workers it hosts (nested,
- * edge-triggered: an event means "something new in that worker's set") and
- * its own wake-up eventfd.  For each worker with news it enters the
- * worker's critical section, takes the worker's events without blocking,
- * runs them exactly as a private worker thread would, and leaves.  So a
- * handler's park / synchronize concerns that worker only:
+ * edge-triggered: an event means "something new in that worker's set"),
+ * their kick eventfds directly (edge-triggered, never read: a kick only
+ * says "look at ring q", so an event that outlived its fd is a harmless
+ * extra look) and its own wake-up eventfd.  For each worker with news it
+ * enters the worker's critical section, takes the worker's events without
+ * blocking, runs them and the kicks exactly as a private worker thread
+ * would, and leaves.  So a handler's park / synchronize concerns that
+ * worker only:
  *  - parking skips it: the thread marks it parked and goes on serving the
  *    others; its events wait in its epoll set until it is unparked;
  *  - synchronize waits until the thread finished the worker's section it
@@ -47,6 +50,8 @@
 #include "dev.h"
 
 #define POOL_EVENTS 64
+/* vhu_pool_ref.q of a worker's epoll set (kicks: the queue). */
+#define POOL_REF_SET UINT_MAX
 /* While polling, look at the workers' events this often (as worker.c). */
 #define POOL_EVENTS_NS 4000u
 
@@ -60,7 +65,7 @@ struct vhu_pool_thread {
 	unsigned index;
 	pthread_t thread;
 	bool running;
-	int epfd;    /* workers' epoll fds (data.ptr = worker), wake_fd (NULL) */
+	int epfd;    /* workers' epoll fds and kick fds (data.ptr = vhu_pool_ref), wake_fd (NULL) */
 	int wake_fd; /* set changed / stop */
 	struct pool_set *_Atomic set;
 	_Atomic uint32_t gen;  /* bumped with every new set */
@@ -152,12 +157,13 @@ static struct vhu_pool_thread *pick_thread(struct vhu_pool *p, const bool *used)
 
 static int attach_one(struct vhu_pool_thread *pt, struct vhu_worker *w)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = w};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = &w->pref};
 	struct pool_set *s = set_edit(atomic_load(&pt->set), w, NULL);
 
 	if (!s)
 		return -ENOMEM;
 	w->pt = pt;
+	w->pref = (struct vhu_pool_ref){.w = w, .q = POOL_REF_SET, .fd = w->epfd};
 	if (epoll_ctl(pt->epfd, EPOLL_CTL_ADD, w->epfd, &ev) < 0) {
 		int err = -errno;
 
@@ -220,6 +226,25 @@ void vhu_pool_detach(struct vhu_pool *p, struct vhu_daemon *d, bool counted)
 	if (counted)
 		p->daemons--;
 	pthread_mutex_unlock(&p->lock);
+}
+
+int vhu_pool_watch_kick(struct vhu_worker *w, unsigned q, int fd)
+{
+	struct vhu_pool_ref *r = &w->kref[q];
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = r};
+
+	if (q >= VHU_WORKER_QUEUES)
+		return -EINVAL;
+	*r = (struct vhu_pool_ref){.w = w, .q = q, .fd = fd};
+	/* An fd that is readable already is reported at once. */
+	if (epoll_ctl(w->pt->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void vhu_pool_unwatch_kick(struct vhu_worker *w, int fd)
+{
+	epoll_ctl(w->pt->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 int vhu_daemon_pool_thread(const struct vhu_daemon *d, unsigned worker)
@@ -297,7 +322,19 @@ static void retire(struct vhu_pool_thread *pt, struct vhu_worker *w)
 	vhu_worker_exited(w);
 }
 
-/* Run w's events (without blocking) and the kicks it kept. */
+/* The kicks collected for w (inside its section, so its handler is not
+ * changing kick fds meanwhile): an fd that failed leaves the epoll set. */
+static void take_kicks(struct vhu_pool_thread *pt, struct vhu_worker *w)
+{
+	uint64_t kicked = w->kicked, bad = w->kick_bad;
+
+	w->kicked = w->kick_bad = 0;
+	for (uint64_t m = bad; m; m &= m - 1)
+		epoll_ctl(pt->epfd, EPOLL_CTL_DEL, w->kref[__builtin_ctzll(m)].fd, NULL);
+	vhu_worker_take_kicks(w, kicked, bad);
+}
+
+/* Run w's events (without blocking), its kicks and the kicks it kept. */
 static void serve_worker(struct vhu_pool_thread *pt, struct vhu_worker *w)
 {
 	struct epoll_event ev[POOL_EVENTS];
@@ -306,10 +343,10 @@ static void serve_worker(struct vhu_pool_thread *pt, struct vhu_worker *w)
 
 	if (!pt_enter(w))
 		return;
-	n = epoll_wait(w->epfd, ev, POOL_EVENTS, 0);
+	n = w->ready ? epoll_wait(w->epfd, ev, POOL_EVENTS, 0) : 0;
 	quit = n > 0 && vhu_worker_run_batch(w, ev, n, &listener);
 	if (!quit)
-		vhu_worker_run_pending(w);
+		take_kicks(pt, w);
 	if (quit && w->prings)
 		period_close(w, false); /* leaves the section too */
 	else
@@ -330,13 +367,12 @@ static bool serve_ready(struct vhu_pool_thread *pt, struct pool_set *set)
 	for (unsigned i = 0; set && i < set->n; i++) {
 		struct vhu_worker *w = set->w[i];
 
-		if (!w->ready && !vhu_worker_has_pending(w))
+		if (!w->ready && !w->kicked && !vhu_worker_has_pending(w))
 			continue;
-		w->ready = false;
 		serve_worker(pt, w);
 		/* A parked worker is not "more": unpark pokes it. */
 		if (!atomic_load(&w->park) && !atomic_load(&w->exited))
-			more |= w->ready || vhu_worker_has_pending(w);
+			more |= w->ready || w->kicked || vhu_worker_has_pending(w);
 	}
 	return more;
 }
@@ -352,13 +388,19 @@ static int collect(struct vhu_pool_thread *pt, int timeout_ms)
 		VHU_LOGE("%s: pool thread %u: epoll_wait: %s", pt->pool->name, pt->index,
 		         strerror(errno));
 	for (int i = 0; i < n; i++) {
-		struct vhu_worker *w = ev[i].data.ptr;
+		struct vhu_pool_ref *r = ev[i].data.ptr;
 
-		if (w)
-			w->ready = true;
-		else if (read(pt->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			VHU_LOGW("%s: pool thread %u: %s", pt->pool->name, pt->index,
-			         strerror(errno));
+		if (!r) {
+			if (read(pt->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				VHU_LOGW("%s: pool thread %u: %s", pt->pool->name, pt->index,
+				         strerror(errno));
+		} else if (r->q == POOL_REF_SET) {
+			r->w->ready = true;
+		} else {
+			r->w->kicked |= VHU_BIT(r->q);
+			if (ev[i].events & (EPOLLERR | EPOLLHUP))
+				r->w->kick_bad |= VHU_BIT(r->q);
+		}
 	}
 	return n > 0 ? n : 0;
 }

@@ -566,6 +566,8 @@ int vhu_worker_watch_kick(struct vhu_daemon *d, unsigned q, int fd)
 
 	if (!w || fd < 0)
 		return -EINVAL;
+	if (w->pt)
+		return vhu_pool_watch_kick(w, q, fd);
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return -errno;
 	return 0;
@@ -575,7 +577,9 @@ void vhu_worker_unwatch_kick(struct vhu_daemon *d, unsigned q, int fd)
 {
 	struct vhu_worker *w = queue_worker(d, q);
 
-	if (w && fd >= 0)
+	if (w && fd >= 0 && w->pt)
+		vhu_pool_unwatch_kick(w, fd);
+	else if (w && fd >= 0)
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
@@ -809,6 +813,25 @@ bool vhu_worker_run_batch(struct vhu_worker *w, struct epoll_event *ev, int n, b
 
 void vhu_worker_run_pending(struct vhu_worker *w)
 {
+	run_pending(w);
+}
+
+void vhu_worker_take_kicks(struct vhu_worker *w, uint64_t kicked, uint64_t bad)
+{
+	struct vhu_daemon *d = w->d;
+
+	for (uint64_t m = kicked & w->mask; m; m &= m - 1) {
+		unsigned q = (unsigned)__builtin_ctzll(m);
+
+		if (q >= d->nq)
+			break;
+		if (bad & VHU_BIT(q)) {
+			VHU_LOGW("%s: queue %u: kick fd unusable, ignoring it", d->name, q);
+			continue;
+		}
+		vhu_vring_count_kick(&d->vrings[q]);
+		w->pending |= VHU_BIT(q);
+	}
 	run_pending(w);
 }
 

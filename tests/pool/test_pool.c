@@ -728,6 +728,51 @@ VT_CASE(idle_pool_sleeps)
 	penv_fini(&p);
 }
 
+/* A kick fd that hangs up (a pipe whose writer is gone) instead of an
+ * eventfd: the pool thread drops it rather than spin on it, and serves on:
+ * the device itself (through kicks it gets later), and its neighbour. */
+VT_CASE(broken_kick_fd_is_dropped)
+{
+	struct penv p;
+	struct pdev *a, *b;
+	struct vhuf *fa;
+	struct job j;
+	unsigned n;
+	long t0, t1;
+	int pfd[2];
+	uint64_t q0 = 0;
+
+	VT_REQUIRE(penv_init(&p, 1, 0) == 0);
+	a = penv_add(&p, 1, NULL, 0, NULL);
+	b = penv_add(&p, 1, NULL, 0, NULL);
+	VT_REQUIRE(a && b);
+	fa = fe(a, 1);
+	VT_REQUIRE(fa);
+	VT_EQ(fe_io(fa, 0, 10), 0);
+	VT_REQUIRE(pipe(pfd) == 0);
+	close(pfd[1]);
+	VT_EQ(vhuf_request(fa, VHU_REQ_SET_VRING_KICK, &q0, sizeof(q0), &pfd[0], 1, false, NULL),
+	      0);
+	close(pfd[0]);
+	/* A round trip: the handler has taken it. */
+	VT_EQ(vhuf_get_u64(fa, VHU_REQ_GET_FEATURES, &q0), 0);
+	usleep(100 * 1000);
+	t0 = thread_ticks("tpool-pool", &n);
+	j = (struct job){b, 1, 50, 4, -1};
+	io_job(&j);
+	VT_EQ(j.ret, 0);
+	usleep(500 * 1000);
+	t1 = thread_ticks("tpool-pool", &n);
+	VT_CHECK(t1 - t0 <= 10); /* ~50 if it spun */
+	vhuf_close(fa);
+	/* a serves the next front end. */
+	fa = fe(a, 1);
+	VT_REQUIRE(fa);
+	VT_EQ(fe_io(fa, 0, 10), 0);
+	vhuf_close(fa);
+	penv_fini(&p);
+}
+
 VT_CASE(pool_free_refuses_while_in_use)
 {
 	struct penv p;
