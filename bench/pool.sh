@@ -24,9 +24,10 @@
 #
 # Part 2, 64 idle disks: one vhu-blk with --disk x64 (64 MiB sparse
 # files, io_uring engine, default threads) without front ends, then with a
-# front end connected to every disk sending one request per second; the
-# same for qemu-storage-daemon (64 exports of file images, 1 iothread) and
-# for 64 single-disk vhu-blk processes.  Figures: threads, resident memory
+# front end connected to every disk (vhu-bench --idle: rings set up,
+# nothing submitted), then with each front end sending one request per
+# second; the same for qemu-storage-daemon (64 exports of file images, 1
+# iothread) and for 64 single-disk vhu-blk processes.  Figures: threads, resident memory
 # (RSS, and its private part: RSS without guest memory and shared
 # libraries), open fds, and CPU used over 10 s (percent of one CPU).
 #
@@ -261,15 +262,26 @@ if [[ ,$parts, == *,idle,* ]]; then
 		echo "== idle: $name" >&2
 		start "$name" "$IDLE_DISKS" file
 		idle_measure "$name" "no front end"
-		p=()
-		for ((i = 0; i < IDLE_DISKS; i++)); do
-			"$bench" --socket "$out/$name-d$i.sock" --json --rate 1 --queue-depth 1 \
-				--duration 14 --warmup 0 >"$out/idle.$name.d$i.json" 2>&1 &
-			p+=($!)
-		done
-		idle_measure "$name" "front ends, 1 request/s each"
-		for pid in "${p[@]}"; do
-			wait "$pid" || echo "pool.sh: an idle front end of $name failed" >&2
+		for load in idle rate1; do
+			p=()
+			for ((i = 0; i < IDLE_DISKS; i++)); do
+				if [ $load = idle ]; then
+					args=(--idle)
+				else
+					args=(--rate 1 --queue-depth 1)
+				fi
+				"$bench" --socket "$out/$name-d$i.sock" --json "${args[@]}" \
+					--duration 13 --warmup 0 >"$out/idle.$name.$load.d$i.json" 2>&1 &
+				p+=($!)
+			done
+			if [ $load = idle ]; then
+				idle_measure "$name" "front ends, no I/O"
+			else
+				idle_measure "$name" "front ends, 1 request/s each"
+			fi
+			for pid in "${p[@]}"; do
+				wait "$pid" || echo "pool.sh: an idle front end of $name failed" >&2
+			done
 		done
 		stop_all
 	done
@@ -341,7 +353,8 @@ if os.path.exists(idle) and os.path.getsize(idle):
     rows = []
     for line in open(idle):
         name, rest = line.split(" ", 1)
-        phase = re.match(r"(no front end|front ends, 1 request/s each) ", rest).group(1)
+        phase = re.match(r"(no front end|front ends, no I/O|front ends, 1 request/s each) ",
+                         rest).group(1)
         th, rss, priv, fds, cpu = rest[len(phase) + 1:].split()
         rows.append([name, phase, th, f"{int(rss) / 1024:.1f}", f"{int(priv) / 1024:.1f}", fds,
                      f"{cpu} %"])

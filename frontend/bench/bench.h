@@ -62,6 +62,7 @@ struct bench_opts {
 	uint64_t seed;
 	uint64_t rate; /* requests/s over all queues; 0: unpaced */
 	bool log;      /* dirty logging on, collected every 100 ms (--log) */
+	bool idle;     /* set up, then submit nothing (--idle: an idle guest) */
 	int connect_timeout_ms;
 };
 

@@ -33,6 +33,8 @@ static const char usage[] =
     "  --seed N             random offsets seed (default 1)\n"
     "  --connect-timeout MS retry connecting this long (default 5000)\n"
     "  --json               print one JSON object instead of text\n"
+    "  --idle               set the device up, then submit nothing until the end (an\n"
+    "                       idle guest: what does the back end spend meanwhile?)\n"
     "  --log                dirty logging on, as during a live migration: a log region\n"
     "                       (SET_LOG_BASE), VHOST_F_LOG_ALL, VRING_F_LOG on every ring,\n"
     "                       and the log collected every 100 ms (vhuf_log_sync)\n";
@@ -58,6 +60,7 @@ enum {
 	OPT_CTMO,
 	OPT_JSON,
 	OPT_LOG,
+	OPT_IDLE,
 	OPT_HELP,
 };
 
@@ -84,6 +87,7 @@ static const struct option longopts[] = {
     {"connect-timeout", required_argument, NULL, OPT_CTMO},
     {"json", no_argument, NULL, OPT_JSON},
     {"log", no_argument, NULL, OPT_LOG},
+    {"idle", no_argument, NULL, OPT_IDLE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -233,6 +237,9 @@ static int parse_one(struct bench_opts *o, int c, const char *arg)
 	case OPT_CTMO:
 		r = parse_uns("connect-timeout", arg, 0, 600000, &v);
 		o->connect_timeout_ms = (int)v;
+		break;
+	case OPT_IDLE:
+		o->idle = true;
 		break;
 	case OPT_LOG:
 		o->log = true;

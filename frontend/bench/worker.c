@@ -223,6 +223,12 @@ static int run_loop(struct bench_worker *w)
 {
 	struct bench *b = w->b;
 	uint64_t now = bench_now_ns();
+
+	/* --idle: rings set up, nothing submitted; look at the clock rarely. */
+	while (b->o.idle && atomic_load(&b->phase) != PH_STOP)
+		usleep(100 * 1000);
+	if (b->o.idle)
+		return 0;
 	if (b->o.poll)
 		suppress_calls(w, 0);
 	for (unsigned i = 0; i < b->o.depth; i++) {
