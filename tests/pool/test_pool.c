@@ -216,6 +216,15 @@ static void run_jobs(struct job *j, unsigned n)
 		pthread_join(th[i], NULL);
 }
 
+/* x serves a one-queue front end: 4 rounds of 50 requests. */
+static void serves_a_job(struct pdev *x)
+{
+	struct job j = {x, 1, 50, 4, -1};
+
+	io_job(&j);
+	VT_EQ(j.ret, 0);
+}
+
 static void many_devices(unsigned threads, unsigned poll_us)
 {
 	struct job j[MAXDEV];
@@ -302,7 +311,6 @@ static void slow_reset(void *dev)
 VT_CASE(stuck_handler_does_not_stall_the_thread)
 {
 	struct vhu_backend_ops slow = echo_ops;
-	struct job j;
 	struct penv p;
 	struct pdev *a, *b;
 	struct vhuf *fa;
@@ -319,15 +327,10 @@ VT_CASE(stuck_handler_does_not_stall_the_thread)
 	atomic_store(&reset_waiting, 0);
 	vhuf_close(fa); /* a's handler now sits in reset_device */
 	VT_CHECK(WAIT_UNTIL(atomic_load(&reset_waiting) == 1, 5000));
-	j = (struct job){b, 1, 50, 4, -1};
-	io_job(&j);
-	VT_EQ(j.ret, 0);
+	serves_a_job(b);
 	atomic_store(&reset_gate, false);
 	VT_CHECK(WAIT_UNTIL(vhu_daemon_connections(a->d) == 1, 5000));
-	fa = fe(a, 1);
-	VT_REQUIRE(fa);
-	VT_EQ(fe_io(fa, 0, 20), 0);
-	vhuf_close(fa);
+	serves_a_job(a);
 	penv_fini(&p);
 }
 
@@ -340,7 +343,6 @@ VT_CASE(parked_device_waits_alone)
 	struct penv p;
 	struct pdev *a, *b;
 	struct vhuf *fa;
-	struct job j;
 
 	VT_REQUIRE(penv_init(&p, 1, 0) == 0);
 	a = penv_add(&p, 1, NULL, 0, NULL);
@@ -358,9 +360,7 @@ VT_CASE(parked_device_waits_alone)
 		VT_REQUIRE(vhuf_submit(fa, 0, bufs, 2, false, (void *)1) >= 0);
 		vhuf_kick_force(fa, 0);
 	}
-	j = (struct job){b, 1, 50, 4, -1};
-	io_job(&j);
-	VT_EQ(j.ret, 0);
+	serves_a_job(b);
 	VT_EQ(atomic_load(&a->dev.done[0]), 10); /* still parked */
 	vhu_workers_unpark(a->d);
 	VT_CHECK(WAIT_UNTIL(atomic_load(&a->dev.done[0]) == 11, 5000));
@@ -736,7 +736,6 @@ VT_CASE(broken_kick_fd_is_dropped)
 	struct penv p;
 	struct pdev *a, *b;
 	struct vhuf *fa;
-	struct job j;
 	unsigned n;
 	long t0, t1;
 	int pfd[2];
@@ -758,18 +757,12 @@ VT_CASE(broken_kick_fd_is_dropped)
 	VT_EQ(vhuf_get_u64(fa, VHU_REQ_GET_FEATURES, &q0), 0);
 	usleep(100 * 1000);
 	t0 = thread_ticks("tpool-pool", &n);
-	j = (struct job){b, 1, 50, 4, -1};
-	io_job(&j);
-	VT_EQ(j.ret, 0);
+	serves_a_job(b);
 	usleep(500 * 1000);
 	t1 = thread_ticks("tpool-pool", &n);
 	VT_CHECK(t1 - t0 <= 10); /* ~50 if it spun */
 	vhuf_close(fa);
-	/* a serves the next front end. */
-	fa = fe(a, 1);
-	VT_REQUIRE(fa);
-	VT_EQ(fe_io(fa, 0, 10), 0);
-	vhuf_close(fa);
+	serves_a_job(a); /* the next front end */
 	penv_fini(&p);
 }
 
