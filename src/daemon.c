@@ -90,6 +90,7 @@ static int daemon_setup(struct vhu_daemon *d)
 			d->vrings = NULL;
 			return err;
 		}
+		d->vrings[q].owner = d->name;
 		d->vring_ptrs[q] = &d->vrings[q];
 	}
 	d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -239,6 +239,7 @@ struct vhu_vring_ops; /* layout: split or packed */
 
 struct vhu_vring {
 	unsigned index;
+	const char *owner; /* its daemon's name, for logs (NULL: none) */
 	enum vhu_vring_flavour flavour;
 	pthread_mutex_t mutex;
 	pthread_rwlock_t rwlock;

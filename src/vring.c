@@ -23,6 +23,12 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* For logs: which device (many may share a process). */
+static const char *owner(const struct vhu_vring *vr)
+{
+	return vr->owner ? vr->owner : "libvhu";
+}
+
 int vhu_vring_init(struct vhu_vring *vr, unsigned index, enum vhu_vring_flavour fl)
 {
 	memset(vr, 0, sizeof(*vr));
@@ -104,7 +110,8 @@ int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features
 	vr->event_idx = !!(features & VHU_BIT(VHU_F_RING_EVENT_IDX));
 	ret = vr->ops->map(vr, mem);
 	if (ret) {
-		VHU_LOGE("vring %u: ring addresses are not inside guest memory", vr->index);
+		VHU_LOGE("%s: vring %u: ring addresses are not inside guest memory", owner(vr),
+		         vr->index);
 		return ret;
 	}
 	atomic_store_explicit(&vr->mem, mem, memory_order_release);
@@ -324,7 +331,7 @@ void vhu_vring_fail(struct vhu_vring *vr, const char *why)
 	if (__atomic_exchange_n(&vr->failed, true, __ATOMIC_ACQ_REL))
 		return; /* reported once */
 	stat_add(&vr->stats.errors);
-	VHU_LOGE("vring %u failed: %s", vr->index, why ? why : "error");
+	VHU_LOGE("%s: vring %u failed: %s", owner(vr), vr->index, why ? why : "error");
 	if (vr->err_fd >= 0 && write(vr->err_fd, &one, sizeof(one)) < 0)
 		VHU_LOGW("vring %u: cannot signal the error eventfd", vr->index);
 }
