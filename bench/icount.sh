@@ -86,14 +86,15 @@ stop_cg() {
 	be=
 }
 
-# total_ir FILE [EXCLUDE_REGEX]: Ir counted, minus the functions matching
-# the regex (inclusive of nothing else: self cost).
+# total_ir FILE [EXCLUDE_REGEX]: Ir counted, minus the self cost of the
+# functions ("file:function") matching the regex.
 total_ir() {
 	local total ex=0
 	total=$(awk '/^(summary|totals):/ { print $2; exit }' "$1")
 	if [ -n "${2:-}" ]; then
-		ex=$(callgrind_annotate --threshold=100 "$1" 2>/dev/null |
-			awk -v re="$2" '$0 ~ re && !/=>/ { gsub(",", "", $1); s += $1 } END { print s + 0 }')
+		ex=$(callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null |
+			awk -v re="$2" '$NF ~ /^\[/ && $(NF - 1) ~ re { gsub(",", "", $1); s += $1 }
+				END { print s + 0 }')
 	fi
 	echo $((total - ex))
 }
@@ -108,7 +109,7 @@ blk() { # blk read|write
 		{ cat "$work/blk-$rw.bench" >&2; return 1; }
 	stop_cg
 	n=$(sed -n 's/.*stopped after .* front end(s), \([0-9]*\) requests.*/\1/p' "$work/blk-$rw.log")
-	[ "$rw" = read ] && ex=':__memset'
+	[ "$rw" = read ] && ex=':__?memset[_a-z0-9]*$'
 	ir=$(total_ir "$work/blk-$rw.cg" "$ex")
 	awk -v ir="$ir" -v n="$n" -v w="blk-$rw" 'BEGIN {
 		if (n > 0) printf "%s: %.0f Ir/request (%d requests, %d Ir)\n", w, ir / n, n, ir

@@ -165,22 +165,46 @@ static int op_queues_per_thread(void *dev, uint64_t *masks, unsigned max)
 
 /* ---- the request loop ------------------------------------------------- */
 
-static struct blk_req *slot_get(struct blk_queue *q)
+/* Take up to n free slots into rs (their chains into cs); finished
+ * requests not pushed yet give theirs back first.  Returns how many. */
+static unsigned slots_take(struct blk_queue *q, struct blk_req **rs, struct vhu_chain **cs,
+                           unsigned n)
 {
-	if (!q->nfree && q->ndone)
-		blk_queue_flush(q); /* finished requests hold the slots */
-	if (!q->nfree)
-		return NULL;
-	atomic_fetch_add_explicit(&q->w->dev->busy, 1, memory_order_relaxed);
-	return &q->slots[q->free_stack[--q->nfree]];
+	if (q->nfree < n && q->ndone)
+		blk_queue_flush(q);
+	if (n > q->nfree)
+		n = q->nfree;
+	for (unsigned i = 0; i < n; i++) {
+		rs[i] = &q->slots[q->free_stack[--q->nfree]];
+		cs[i] = &rs[i]->chain;
+	}
+	if (n)
+		atomic_fetch_add_explicit(&q->w->dev->busy, n, memory_order_relaxed);
+	return n;
 }
 
-static void slot_put(struct blk_queue *q, struct blk_req *r)
+/* Give back the last n slots slots_take() handed out, unused. */
+static void slots_return(struct blk_queue *q, struct blk_req **rs, unsigned n)
+{
+	for (unsigned i = n; i-- > 0;)
+		q->free_stack[q->nfree++] = (uint16_t)(rs[i] - q->slots);
+	if (n)
+		atomic_fetch_sub_explicit(&q->w->dev->busy, n, memory_order_release);
+}
+
+/* A finished request's slot is free again (the busy count is the
+ * caller's: one update per batch). */
+static void slot_free(struct blk_queue *q, struct blk_req *r)
 {
 	if (r->mem)
 		vhu_mem_unref(r->mem);
 	r->mem = NULL;
 	q->free_stack[q->nfree++] = (uint16_t)(r - q->slots);
+}
+
+static void slot_put(struct blk_queue *q, struct blk_req *r)
+{
+	slot_free(q, r);
 	atomic_fetch_sub_explicit(&q->w->dev->busy, 1, memory_order_release);
 }
 
@@ -194,7 +218,8 @@ void blk_queue_flush(struct blk_queue *q)
 	if (vhu_vring_push_batch(q->vr, q->done_chain, q->done_written, n) > 0)
 		q->need_notify = true;
 	for (unsigned i = 0; i < n; i++)
-		slot_put(q, q->done[i]);
+		slot_free(q, q->done[i]);
+	atomic_fetch_sub_explicit(&q->w->dev->busy, n, memory_order_release);
 }
 
 void blk_req_finish(struct blk_req *r)
@@ -256,7 +281,20 @@ static void start_req(struct blk_dev *d, struct blk_queue *q, struct blk_req *r)
 	d->engine->submit(q->w, r);
 }
 
-/* Pop everything available (as far as slots last), then submit once. */
+/* Chains taken per vhu_vring_pop_burst(). */
+#define BLK_POP_BURST 32u
+
+/* A chain with more segments than seg_max allows: refused, no status. */
+static void refuse(struct blk_dev *d, struct blk_req *r)
+{
+	r->op = BLK_OP_NONE;
+	r->status_ptr = NULL;
+	atomic_fetch_add_explicit(&d->nerr, 1, memory_order_relaxed);
+	blk_req_finish(r);
+}
+
+/* Pop everything available (as far as slots last), in bursts, then
+ * submit once. */
 static void process_queue(struct blk_dev *d, struct blk_queue *q)
 {
 	struct vhu_mem *mem = vhu_vring_mem(q->vr);
@@ -264,37 +302,40 @@ static void process_queue(struct blk_dev *d, struct blk_queue *q)
 	if (!mem)
 		return; /* ring being torn down */
 	for (;;) {
-		struct blk_req *r = slot_get(q);
-		if (!r) {
+		struct blk_req *rs[BLK_POP_BURST];
+		struct vhu_chain *cs[BLK_POP_BURST];
+		unsigned n = slots_take(q, rs, cs, BLK_POP_BURST);
+		if (!n) {
 			q->starved = vhu_vring_has_avail(q->vr);
 			break;
 		}
-		r->chain.iov = q->iovs + (size_t)(r - q->slots) * d->iov_max;
-		r->chain.iov_max = d->iov_max;
-		int rc = vhu_vring_pop(q->vr, &r->chain);
-		if (rc == 0 || rc == -EIO) {
-			slot_put(q, r);
+		int rc = vhu_vring_pop_burst(q->vr, cs, n);
+		if (rc == -E2BIG) {
+			slots_return(q, rs + 1, n - 1);
+			rs[0]->gen = gen;
+			rs[0]->mem = NULL;
+			refuse(d, rs[0]);
+			continue;
+		}
+		if (rc <= 0) { /* empty, or the ring failed */
+			slots_return(q, rs, n);
 			q->starved = false;
 			break;
 		}
-		r->gen = gen;
-		r->mem = NULL;
-		if (rc == -E2BIG) { /* more segments than seg_max allows */
-			r->op = BLK_OP_NONE;
-			r->status_ptr = NULL;
-			atomic_fetch_add_explicit(&d->nerr, 1, memory_order_relaxed);
-			blk_req_finish(r);
-			continue;
+		slots_return(q, rs + rc, n - (unsigned)rc);
+		/* The headers the driver just wrote, on its CPU: overlap the
+		 * misses. */
+		for (int i = 0; i < rc; i++)
+			if (rs[i]->chain.out_num)
+				__builtin_prefetch(rs[i]->chain.iov[0].iov_base);
+		for (int i = 0; i < rc; i++) {
+			struct blk_req *r = rs[i];
+			r->gen = gen;
+			/* An asynchronous engine may finish r after this callback. */
+			r->mem = d->engine->sync ? NULL : vhu_mem_ref(mem);
+			start_req(d, q, r);
 		}
-		if (rc < 0) {
-			slot_put(q, r);
-			break;
-		}
-		/* An asynchronous engine may finish r after this callback. */
-		if (!d->engine->sync)
-			r->mem = vhu_mem_ref(mem);
-		started++;
-		start_req(d, q, r);
+		started += (unsigned)rc;
 	}
 	d->engine->kick(q->w);
 	blk_queue_flush(q);
@@ -369,6 +410,8 @@ static int queue_setup(struct blk_dev *d, struct blk_queue *q, unsigned i)
 		return -ENOMEM;
 	for (unsigned s = 0; s < q->nslots; s++) {
 		q->slots[s].q = q;
+		q->slots[s].chain.iov = q->iovs + (size_t)s * d->iov_max;
+		q->slots[s].chain.iov_max = d->iov_max;
 		q->free_stack[s] = (uint16_t)(q->nslots - 1 - s);
 	}
 	q->nfree = q->nslots;
