@@ -91,6 +91,12 @@ stop_cg() {
 total_ir() {
 	local total ex=0
 	total=$(awk '/^(summary|totals):/ { print $2; exit }' "$1")
+	if [ -z "$total" ]; then
+		# Written at exit: an empty file means the dump failed (a full disk).
+		echo "icount.sh: no profile in $1 (disk full?)" >&2
+		echo 0
+		return 1
+	fi
 	if [ -n "${2:-}" ]; then
 		ex=$(callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null |
 			awk -v re="$2" '$NF ~ /^\[/ && $(NF - 1) ~ re { gsub(",", "", $1); s += $1 }
@@ -110,7 +116,7 @@ blk() { # blk read|write
 	stop_cg
 	n=$(sed -n 's/.*stopped after .* front end(s), \([0-9]*\) requests.*/\1/p' "$work/blk-$rw.log")
 	[ "$rw" = read ] && ex=':__?memset[_a-z0-9]*$'
-	ir=$(total_ir "$work/blk-$rw.cg" "$ex")
+	ir=$(total_ir "$work/blk-$rw.cg" "$ex") || return 1
 	awk -v ir="$ir" -v n="$n" -v w="blk-$rw" 'BEGIN {
 		if (n > 0) printf "%s: %.0f Ir/request (%d requests, %d Ir)\n", w, ir / n, n, ir
 		else { print w ": no requests counted"; exit 1 } }'
@@ -128,7 +134,8 @@ net() {
 		sleep "$secs"
 		echo stop
 		echo quit
-	} | timeout -s KILL $((secs + 120)) taskset -c "$GEN_CPU" "$testpmd" -l "$GEN_CPU" --no-huge \
+	} | timeout -s KILL $((secs + 120)) "$testpmd" -l "$BACKEND_CPU,$GEN_CPU" \
+		--main-lcore "$BACKEND_CPU" --no-huge \
 		-m 512 --no-pci --file-prefix="vhu-icount-$$" --log-level=lib.eal,warning \
 		--vdev "net_virtio_user0,path=$work/net.sock,queues=1,queue_size=1024" -- -i \
 		--total-num-mbufs=32768 --forward-mode=io --txpkts=64 >"$work/net.gen" 2>&1 || true
@@ -140,7 +147,7 @@ net() {
 per_frame() {
 	local frames ir
 	frames=$(awk '/: tx [0-9]/ { print $3; exit }' "$work/$2.log")
-	ir=$(total_ir "$work/$2.cg")
+	ir=$(total_ir "$work/$2.cg") || return 1
 	awk -v ir="$ir" -v n="${frames:-0}" -v w="$1" 'BEGIN {
 		if (n > 0) printf "%s: %.0f Ir/frame (%d frames, %d Ir)\n", w, ir / n, n, ir
 		else { print w ": no frames counted"; exit 1 } }'

@@ -202,7 +202,8 @@ bool vhu_vring_budget(struct vhu_vring *vr, bool arm)
 	return exhausted;
 }
 
-int vhu_vring_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *chains, unsigned n)
+static int pop_burst(struct vhu_vring *vr, struct vhu_chain *const *chains, unsigned n,
+                     struct vhu_iov_pool *pool)
 {
 	int r;
 
@@ -211,7 +212,7 @@ int vhu_vring_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *chains, u
 	if (!serving(vr) || !n)
 		return 0;
 	if (vr->budget_owner != vhu_tl_worker)
-		return vr->ops->pop_burst(vr, chains, n);
+		return vr->ops->pop_burst(vr, chains, n, pool);
 	if (vr->cb_limited) {
 		uint32_t left = CB_BUDGET(vr) - vr->cb_pops;
 
@@ -222,12 +223,25 @@ int vhu_vring_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *chains, u
 		if (n > left)
 			n = left;
 	}
-	r = vr->ops->pop_burst(vr, chains, n);
+	r = vr->ops->pop_burst(vr, chains, n, pool);
 	if (r > 0)
 		vr->cb_pops += (uint32_t)r;
 	else if (r == -E2BIG)
 		vr->cb_pops++;
 	return r;
+}
+
+int vhu_vring_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *chains, unsigned n)
+{
+	return pop_burst(vr, chains, n, NULL);
+}
+
+int vhu_vring_pop_burst_iov(struct vhu_vring *vr, struct vhu_chain *const *chains, unsigned n,
+                            struct iovec *iov, unsigned niov)
+{
+	struct vhu_iov_pool pool = {iov, niov};
+
+	return pop_burst(vr, chains, n, &pool);
 }
 
 int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c)

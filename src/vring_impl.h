@@ -13,6 +13,31 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* Iovecs the chains of a burst take one after the other
+ * (vhu_vring_pop_burst_iov); NULL where each chain brings its own. */
+struct vhu_iov_pool {
+	struct iovec *iov;
+	uint32_t left;
+};
+
+/* Before walking chain c: it may use what is left of the pool. */
+static inline void vhu_pool_lend(const struct vhu_iov_pool *p, struct vhu_chain *c)
+{
+	if (p) {
+		c->iov = p->iov;
+		c->iov_max = p->left;
+	}
+}
+
+/* Chain c was committed: the iovecs it filled are its own. */
+static inline void vhu_pool_take(struct vhu_iov_pool *p, const struct vhu_chain *c)
+{
+	if (p) {
+		p->iov += c->out_num + c->in_num;
+		p->left -= c->out_num + c->in_num;
+	}
+}
+
 /* One ring layout: split (vring_split.c) or packed (vring_packed.c). */
 struct vhu_vring_ops {
 	const char *name;
@@ -20,8 +45,10 @@ struct vhu_vring_ops {
 	int (*map)(struct vhu_vring *vr, const struct vhu_mem *mem);
 	/* Adopt base/used index, recover inflight state. Rings are mapped. */
 	int (*start)(struct vhu_vring *vr);
-	/* Up to n chains (vhu_vring_pop_burst semantics; n >= 1). */
-	int (*pop_burst)(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n);
+	/* Up to n chains (vhu_vring_pop_burst semantics; n >= 1); with a
+	 * pool, each chain's iovecs come from it, in order. */
+	int (*pop_burst)(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n,
+	                 struct vhu_iov_pool *pool);
 	int (*push)(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t written);
 	/* Optional: push n chains, publish the used index once; returns how
 	 * many were pushed (a prefix).  NULL: vring.c loops over push. */

@@ -433,7 +433,8 @@ static void take_chain(struct vhu_vring *vr, const struct vhu_chain *c, uint16_t
 /* Up to n chains, in ring order; the same commit rule as split rings: an
  * -E2BIG chain after the first ends the burst uncommitted.  The device
  * event area and the request counter are written once per burst. */
-static int packed_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n)
+static int packed_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n,
+                            struct vhu_iov_pool *pool)
 {
 	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
 	bool e2big = false;
@@ -444,13 +445,16 @@ static int packed_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, u
 	/* Acquire: a chain's descriptors are read after its head's flags. */
 	while (k < n && packed_has_avail(vr)) {
 		uint16_t slots = 0;
-		int ret = map_chain(vr, mem, cs[k], &slots);
+		int ret;
 
+		vhu_pool_lend(pool, cs[k]);
+		ret = map_chain(vr, mem, cs[k], &slots);
 		if (ret == -EIO)
 			return ret;
 		if (ret == -E2BIG && k)
 			break;
 		take_chain(vr, cs[k], slots);
+		vhu_pool_take(pool, cs[k]);
 		k++;
 		if (ret == -E2BIG) {
 			e2big = true;

@@ -429,7 +429,8 @@ static inline void take_avail(struct vhu_vring *vr, uint16_t pos, uint16_t head)
  * call returns it first.  The request counter and the EVENT_IDX
  * avail_event are written once per burst.
  */
-static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n)
+static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, unsigned n,
+                           struct vhu_iov_pool *pool)
 {
 	const struct vhu_mem *mem = atomic_load_explicit(&vr->mem, memory_order_acquire);
 	uint16_t mask = (uint16_t)(vr->num - 1);
@@ -442,6 +443,7 @@ static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, un
 	while (unlikely(vr->resubmit_pos < vr->nresubmit) && k < n) {
 		uint16_t head = vr->resubmit[vr->resubmit_pos];
 
+		vhu_pool_lend(pool, cs[k]);
 		ret = walk_chain(vr, mem, head, cs[k]);
 		if (ret == -EIO)
 			return ret;
@@ -449,6 +451,7 @@ static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, un
 			goto done;
 		vr->resubmit_pos++;
 		mark_popped(vr, head, false);
+		vhu_pool_take(pool, cs[k]);
 		k++;
 		if (ret == -E2BIG) {
 			e2big = true;
@@ -471,12 +474,14 @@ static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, un
 			return split_fail(vr, "avail ring head index out of range");
 		if (unlikely(vr->head_state[head]))
 			return split_fail(vr, "avail ring head already in use");
+		vhu_pool_lend(pool, cs[k]);
 		ret = walk_chain(vr, mem, head, cs[k]);
 		if (ret == -EIO)
 			return ret;
 		if (ret == -E2BIG && k)
 			break;
 		take_avail(vr, pos, head);
+		vhu_pool_take(pool, cs[k]);
 		k++;
 		from_avail++;
 		if (ret == -E2BIG) {

@@ -121,6 +121,17 @@ int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c);
 int vhu_vring_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *chains, unsigned n);
 
 /*
+ * vhu_vring_pop_burst() for chains of any length: instead of each chain
+ * bringing its own iov/iov_max, the chains take their iovecs one after
+ * the other from iov[0, niov) (this call sets chains[i]->iov and iov_max;
+ * chain i's iovecs start where chain i - 1's end).  -E2BIG if the first
+ * chain alone needs more than niov iovecs; a later chain that needs more
+ * than what is left ends the burst before it.  The array is the caller's.
+ */
+int vhu_vring_pop_burst_iov(struct vhu_vring *vr, struct vhu_chain *const *chains, unsigned n,
+                            struct iovec *iov, unsigned niov);
+
+/*
  * Return a chain to the driver as used, with `written` bytes written into
  * its writable part (dirty-logged when migration logging is on).  The used
  * index is published immediately; the driver is not notified: call

@@ -1280,3 +1280,36 @@ VT_CASE(burst_respects_callback_budget)
 	vhu_tl_worker = NULL;
 	rig_fini(&r);
 }
+
+/* Chains of any length from one iovec array: each starts where the one
+ * before ended; a chain that does not fit what is left waits for the next
+ * call, one that does not fit the whole array is refused (-E2BIG). */
+VT_CASE(burst_from_one_iovec_array)
+{
+	struct rig r;
+	struct burst b;
+	struct iovec pool[5];
+
+	VT_REQUIRE(rig_init(&r, 8, F_BASE) == 0);
+	burst_init(&b, 0);
+	drv_desc(&r.a, 0, BUF(0), 10, 0, 0);
+	for (uint16_t i = 1; i < 4; i++) /* three buffers */
+		drv_desc(&r.a, i, BUF(i), 10, i < 3 ? TD_NEXT : TD_WRITE, (uint16_t)(i + 1));
+	drv_desc(&r.a, 4, BUF(4), 10, TD_NEXT, 5);
+	drv_desc(&r.a, 5, BUF(5), 10, TD_WRITE, 0);
+	drv_publish(&r.a, 0);
+	drv_publish(&r.a, 1);
+	drv_publish(&r.a, 4);
+	VT_EQ(vhu_vring_pop_burst_iov(&r.va, b.p, 8, pool, 5), 2);
+	VT_CHECK(b.c[0].iov == pool && b.c[0].iov_max == 5);
+	VT_EQ(b.c[0].out_num, 1);
+	VT_CHECK(b.c[1].iov == pool + 1);
+	VT_EQ(b.c[1].out_num + b.c[1].in_num, 3);
+	VT_CHECK(pool[3].iov_base == lptr(&r.g, BUF(3)));
+	VT_EQ(vhu_vring_pop_burst_iov(&r.va, b.p + 2, 8, pool + 4, 1), -E2BIG);
+	VT_EQ(b.c[2].id, 4); /* two buffers, one iovec: refused, consumed */
+	VT_EQ(vhu_vring_pop_burst_iov(&r.va, b.p + 3, 8, pool, 5), 0);
+	VT_EQ(vhu_vring_push_batch(&r.va, b.cp, b.wr, 3), 3);
+	VT_CHECK(!vhu_vring_failed(&r.va));
+	rig_fini(&r);
+}
