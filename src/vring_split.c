@@ -289,11 +289,42 @@ static const char *map_slow(struct vhu_vring *vr, const struct vhu_mem *mem, str
 	return n < 0 ? "descriptor outside guest memory" : NULL;
 }
 
+/* One direct descriptor inside one region (network frames, small
+ * requests): c filled, true.  Anything else: false, for the full walk. */
+static inline bool walk_single(struct vhu_vring *vr, const struct vhu_mem *mem,
+                               const struct vdesc *d, struct vhu_chain *c)
+{
+	void *p;
+
+	if ((d->flags & (DESC_F_NEXT | DESC_F_INDIRECT)) || !d->len || !c->iov || !c->iov_max ||
+	    d->addr + (d->len - 1) < d->addr)
+		return false;
+	p = vhu_vring_gpa(vr, mem, d->addr, d->len);
+	if (unlikely(!p))
+		return false;
+	c->iov[0].iov_base = p;
+	c->iov[0].iov_len = d->len;
+	c->ndesc = 1;
+	if (d->flags & DESC_F_WRITE) {
+		c->out_num = 0;
+		c->in_num = 1;
+		c->out_len = 0;
+		c->in_len = d->len;
+	} else {
+		c->out_num = 1;
+		c->in_num = 0;
+		c->out_len = d->len;
+		c->in_len = 0;
+	}
+	return true;
+}
+
 /*
  * Walk the chain at head into c: direct descriptors, or one indirect table
  * (not nested).  Every descriptor is read once into a local, then checked
  * (loops, next index, readable after writable, address + length wrapping,
- * outside guest memory); past c->iov_max buffers are only validated.
+ * outside guest memory); past c->iov_max buffers are only validated.  A
+ * lone direct descriptor takes a short cut with the same checks.
  * 0, -E2BIG, or -EIO (ring failed).  The ring state is not touched: the
  * caller commits the chain.
  */
@@ -307,14 +338,16 @@ walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head, struc
 	uint16_t ndesc = 0;
 	bool indirect = false, writable = false, e2big = false;
 	const char *why;
+	struct vdesc d;
 
+	c->id = head;
+	memcpy(&d, &table[i], sizeof(d));
+	compiler_barrier();
+	if (walk_single(vr, mem, &d, c))
+		return 0;
 	for (;;) {
-		struct vdesc d;
-
 		if (unlikely(++seen > max))
 			return split_fail(vr, "descriptor chain loops or exceeds the ring size");
-		memcpy(&d, &table[i], sizeof(d));
-		compiler_barrier();
 		ndesc++;
 		if (unlikely(d.flags & DESC_F_INDIRECT)) {
 			table = vhu_walk_indirect(vr, mem, indirect, d.flags, d.addr, d.len, &why);
@@ -323,6 +356,8 @@ walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head, struc
 			max = d.len / 16;
 			i = seen = 0;
 			indirect = true;
+			memcpy(&d, &table[0], sizeof(d));
+			compiler_barrier();
 			continue;
 		}
 		if (d.flags & DESC_F_WRITE) {
@@ -355,8 +390,9 @@ walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head, struc
 		i = d.next;
 		if (unlikely(i >= max))
 			return split_fail(vr, "descriptor next index out of range");
+		memcpy(&d, &table[i], sizeof(d));
+		compiler_barrier();
 	}
-	c->id = head;
 	c->ndesc = ndesc;
 	c->out_len = out_len;
 	c->in_len = in_len;

@@ -38,6 +38,13 @@ static uint64_t offered_features(const struct net_dev *d)
 	uint64_t f = F(VHU_F_VERSION_1) | F(VHU_F_RING_INDIRECT_DESC) | F(VHU_F_RING_EVENT_IDX) |
 	             F(VHU_F_ANY_LAYOUT) | F(VHU_F_LOG_ALL) | F(VHU_F_RING_PACKED);
 
+	/* Every queue uses its buffers in the order they were made available
+	 * (a tx burst completes its first chains and gives back the rest;
+	 * rx chains are published in pop order, bad ones included, and what
+	 * a burst did not use is given back): drivers that know it (DPDK's
+	 * virtio PMD) take their in-order fast paths. */
+	f |= F(VHU_F_IN_ORDER);
+
 	f |= F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_MTU) | F(VIRTIO_NET_F_MRG_RXBUF) |
 	     F(VIRTIO_NET_F_STATUS) | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) |
 	     F(VIRTIO_NET_F_CTRL_RX_EXTRA) | F(VIRTIO_NET_F_CTRL_MAC_ADDR) |

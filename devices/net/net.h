@@ -76,20 +76,25 @@ struct net_frame {
 
 /* Scratch a worker uses to pop chains; owned by the pair it serves.
  *
- * Tx chains are popped a burst at a time (tx[0, tx_n), their iovecs side
- * by side in tx_iov) and completed together; rx chains filled for those
- * frames collect in rx[0, rx_n) (iovecs in rx_iov[0, rx_pool)) until
- * net_rx_flush() publishes them with one used-index store, as DPDK's
- * vhost does per burst. */
+ * Tx chains are popped a burst at a time (vhu_vring_pop_burst_iov: their
+ * iovecs side by side in tx_iov) and completed together.  Rx chains are
+ * popped a burst ahead too (rx_want: as many as frames are coming):
+ * rx[0, rx_n) are filled, rx[rx_n, rx_ahead) popped and waiting for frames
+ * (iovecs in rx_iov[0, rx_pool)).  net_rx_flush() publishes the filled
+ * ones with one used-index store, as DPDK's vhost does per burst, and
+ * gives back the rest (vhu_vring_unpop): it must run before the rx lock
+ * is released. */
 struct net_scratch {
 	struct vhu_chain tx[NET_BURST];
 	const struct vhu_chain *tx_ptr[NET_BURST];
+	struct vhu_chain *tx_pp[NET_BURST];
 	uint32_t tx_written[NET_BURST]; /* all 0: tx buffers are only read */
 	struct iovec tx_iov[NET_TX_IOV_BATCH];
 
-	unsigned rx_n, rx_pool;
+	unsigned rx_n, rx_ahead, rx_pool, rx_want;
 	struct vhu_chain rx[NET_RX_BATCH];
 	const struct vhu_chain *rx_ptr[NET_RX_BATCH];
+	struct vhu_chain *rx_pp[NET_RX_BATCH];
 	uint32_t written[NET_RX_BATCH];
 	size_t payload_at[NET_RX_BATCH]; /* frame offset (header included) each chain starts at */
 	struct iovec rx_iov[NET_RX_IOV_BATCH];

@@ -136,13 +136,17 @@ struct net_scratch *net_scratch_new(void)
 
 	if (!s)
 		return NULL;
-	s->rx_n = s->rx_pool = 0;
+	s->rx_n = s->rx_ahead = s->rx_pool = 0;
+	s->rx_want = 1;
 	for (unsigned i = 0; i < NET_BURST; i++) {
 		s->tx_ptr[i] = &s->tx[i];
+		s->tx_pp[i] = &s->tx[i];
 		s->tx_written[i] = 0;
 	}
-	for (unsigned i = 0; i < NET_RX_BATCH; i++)
+	for (unsigned i = 0; i < NET_RX_BATCH; i++) {
 		s->rx_ptr[i] = &s->rx[i];
+		s->rx_pp[i] = &s->rx[i];
+	}
 	return s;
 }
 
@@ -152,7 +156,11 @@ void net_rx_flush(struct vhu_vring *rx, struct net_scratch *s)
 	 * with the ring, as with single pushes. */
 	if (s->rx_n)
 		vhu_vring_push_batch(rx, s->rx_ptr, s->written, s->rx_n);
-	s->rx_n = s->rx_pool = 0;
+	/* Popped ahead for frames that did not come: the newest pops. */
+	if (s->rx_ahead > s->rx_n)
+		vhu_vring_unpop(rx, s->rx_ahead - s->rx_n);
+	s->rx_n = s->rx_ahead = s->rx_pool = 0;
+	s->rx_want = 1;
 }
 
 /* Write one byte at overall position pos (header included) of the frame's
@@ -169,67 +177,92 @@ static void put_byte(struct net_scratch *s, unsigned first, unsigned n, size_t p
 	}
 }
 
-/* Chains popped so far for this frame are unusable (guest posted a bad
- * one): return them empty so the guest can recycle them, and drop the
- * frame. */
-static int give_back_empty(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
-                           unsigned n)
+/* A buffer the guest should not have posted (read-only part, nothing
+ * writable, too many segments) or too small for the header. */
+static bool rx_chain_bad(const struct vhu_chain *c, unsigned n, unsigned hlen)
+{
+	return c->out_num || c->in_len == 0 || (n == 0 && c->in_len < hlen);
+}
+
+/* Make s->rx[at] a popped chain: from those popped ahead, or by popping
+ * another burst (s->rx_want chains: what the caller expects to need).  1,
+ * 0 if the ring is empty, -EIO if it failed. */
+static int rx_chain_at(struct vhu_vring *rx, struct net_scratch *s, unsigned at)
+{
+	unsigned want = s->rx_want, room = NET_RX_IOV_BATCH - s->rx_pool;
+	int r;
+
+	if (at < s->rx_ahead)
+		return 1;
+	if (want > NET_RX_BATCH - at)
+		want = NET_RX_BATCH - at;
+	r = vhu_vring_pop_burst_iov(rx, &s->rx_pp[at], want ? want : 1, s->rx_iov + s->rx_pool,
+	                            room);
+	if (r == -E2BIG) { /* consumed: given back empty (rx_chain_bad) */
+		s->rx[at].in_len = 0;
+		r = 1;
+	}
+	if (r <= 0)
+		return r;
+	for (int i = 0; i < r; i++)
+		s->rx_pool += s->rx[at + i].out_num + s->rx[at + i].in_num;
+	s->rx_ahead = at + (unsigned)r;
+	return 1;
+}
+
+/* Chains rx[s->rx_n, s->rx_n + n) go back to the guest empty (n > 0). */
+static void give_back_empty(struct net_scratch *s, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		vhu_vring_push(rx, &s->rx[s->rx_n + i], 0);
-	atomic_fetch_add(&d->stats.rx_dropped, 1);
-	return NET_RX_DROP;
+		s->written[s->rx_n + i] = 0;
+	s->rx_n += n;
 }
 
-static int drop_unpop(struct net_dev *d, struct vhu_vring *rx, unsigned n)
+static int dropped(struct net_dev *d)
 {
-	if (n)
-		vhu_vring_unpop(rx, n);
 	atomic_fetch_add(&d->stats.rx_dropped, 1);
 	return NET_RX_DROP;
 }
 
-/* Pop and fill chains (at rx[s->rx_n...], iovecs from rx_iov[s->rx_pool])
- * until hdr + payload are placed.  Returns the number of chains used (> 0)
- * or -NET_RX_* after cleaning up; s->rx_n/rx_pool are not advanced. */
+/*
+ * Fill chains rx[s->rx_n, ...) (popped ahead, or popped now) until hdr +
+ * payload are placed.  Returns the number of chains used (> 0), starting
+ * at s->rx_n, or -NET_RX_*.  Chains the frame does not keep stay popped
+ * ahead for the next frame (net_rx_flush() gives back what is left); bad
+ * chains are used empty (s->rx_n moves past them), in ring order.
+ */
 static int fill_chains(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *s,
                        const struct net_frame *f, unsigned hlen, bool mrg)
 {
 	size_t total = hlen + f->len, done = 0;
-	unsigned n = 0, pool = 0, ring = vhu_vring_size(rx);
-	struct iovec *iov = s->rx_iov + s->rx_pool;
+	unsigned n = 0, ring = vhu_vring_size(rx);
 
 	while (done < total) {
 		unsigned at = s->rx_n + n;
 		struct vhu_chain *c = &s->rx[at];
-		unsigned room = NET_RX_IOV_POOL - pool;
-		if (n == NET_RX_CHAINS || n >= ring || (!mrg && n == 1) || room == 0)
-			return -drop_unpop(d, rx, n);
-		c->iov = iov + pool;
-		c->iov_max = room < NET_RX_CHAIN_IOV ? room : NET_RX_CHAIN_IOV;
-		int r = vhu_vring_pop(rx, c);
+		int r;
+
+		if (n == NET_RX_CHAINS || n >= ring || (!mrg && n == 1) || at >= NET_RX_BATCH)
+			return -dropped(d);
+		r = rx_chain_at(rx, s, at);
 		if (r == 0) {
-			if (n)
-				vhu_vring_unpop(rx, n);
 			atomic_fetch_add(&d->stats.rx_stalls, 1);
 			return -NET_RX_AGAIN;
 		}
-		if (r < 0 && r != -E2BIG) /* ring failed: nothing more to do with it */
-			return -drop_unpop(d, rx, 0);
-		if (r == -E2BIG || c->out_num || c->in_len == 0 || (n == 0 && c->in_len < hlen)) {
-			/* A buffer the guest should not have posted: hand it back
-			 * empty.  Alone, skip it; in the middle of a frame, the
-			 * frame is lost with it (the chains before cannot be
-			 * given back once this one is used). */
+		if (r < 0) /* ring failed: nothing more to do with it */
+			return -dropped(d);
+		if (rx_chain_bad(c, n, hlen)) {
+			/* Alone, skip it; in the middle of a frame, the frame is
+			 * lost with it (the chains before cannot be kept back
+			 * once this one is used). */
+			give_back_empty(s, n + 1);
 			if (n > 0)
-				return -give_back_empty(d, rx, s, n + 1);
-			vhu_vring_push(rx, c, 0);
+				return -dropped(d);
 			atomic_fetch_add(&d->stats.rx_dropped, 1);
 			continue;
 		}
 		if (!mrg && c->in_len < total) /* keep the buffer for a smaller frame */
-			return -drop_unpop(d, rx, 1);
-		pool += c->in_num;
+			return -dropped(d);
 		size_t take = total - done;
 		if (take > c->in_len)
 			take = c->in_len;
@@ -325,8 +358,6 @@ int net_rx_deliver(struct net_dev *d, struct vhu_vring *rx, struct net_scratch *
 		put_byte(s, s->rx_n, (unsigned)n, hlen + at, (uint8_t)(c >> 8));
 		put_byte(s, s->rx_n, (unsigned)n, hlen + at + 1, (uint8_t)c);
 	}
-	for (int i = 0; i < n; i++)
-		s->rx_pool += s->rx[s->rx_n + i].in_num;
 	s->rx_n += (unsigned)n;
 	return NET_RX_OK; /* the caller counts rx_frames per batch */
 }

@@ -36,37 +36,29 @@ struct fwd_result {
 	bool blocked, more;
 };
 
-/* Pop up to NET_BURST tx chains into s->tx.  Stops after a chain that
- * needs too many iovecs (it is consumed: the caller completes it), so that
- * the chains after any point of the burst are exactly the last ones
- * popped, which vhu_vring_unpop() can give back.  The first buffer of each
- * is prefetched: the header and addresses are read next, and they were
- * last written by the driver on another CPU. */
+/* Pop up to `max` tx chains into s->tx, their iovecs from s->tx_iov.
+ * *e2big: the one chain taken needs more iovecs than there are (it is
+ * consumed: the caller completes it).  The chains after any point of the
+ * burst are exactly the last ones popped, which vhu_vring_unpop() can give
+ * back.  The first buffer of each is prefetched: the header and addresses
+ * are read next, and they were last written by the driver on another CPU. */
 static unsigned pop_burst(struct vhu_vring *tx, struct net_scratch *s, unsigned max, bool *e2big)
 {
-	unsigned n = 0, pool = 0;
+	int n = vhu_vring_pop_burst_iov(tx, s->tx_pp, max, s->tx_iov, NET_TX_IOV_BATCH);
 
-	*e2big = false;
-	while (n < max && NET_TX_IOV_BATCH - pool >= NET_TX_IOV) {
-		struct vhu_chain *c = &s->tx[n];
-		c->iov = s->tx_iov + pool;
-		c->iov_max = NET_TX_IOV;
-		int r = vhu_vring_pop(tx, c);
-		if (r == 0 || (r < 0 && r != -E2BIG))
-			break;
-		n++;
-		if (r == -E2BIG) {
-			*e2big = true;
-			break;
-		}
+	*e2big = n == -E2BIG;
+	if (*e2big)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		const struct vhu_chain *c = &s->tx[i];
+
 		if (c->out_num) {
 			__builtin_prefetch(c->iov[0].iov_base);
 			if (c->iov[0].iov_len > 64)
 				__builtin_prefetch((const uint8_t *)c->iov[0].iov_base + 64);
 		}
-		pool += c->out_num + c->in_num;
 	}
-	return n;
+	return n > 0 ? (unsigned)n : 0;
 }
 
 /* One burst: frames s->tx[0, n) into rx (NULL: drop).  Returns how many tx
@@ -77,6 +69,8 @@ static unsigned forward_burst(struct net_dev *src, struct net_scratch *s, struct
 {
 	for (unsigned i = 0; i < n; i++) {
 		struct net_frame f;
+
+		s->rx_want = n - i; /* rx chains to pop ahead: one per frame left */
 
 		if (e2big && i == n - 1) { /* only ever the last one */
 			atomic_fetch_add_explicit(&src->stats.tx_errors, 1, memory_order_relaxed);
