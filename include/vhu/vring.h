@@ -106,8 +106,8 @@ int vhu_vring_pop(struct vhu_vring *vr, struct vhu_chain *c);
  * vhu_vring_pop() (each with its own iov/iov_max; the array of pointers
  * is only read).  Cheaper per chain than n pops: the avail index is read
  * once, the descriptors of the chains ahead are prefetched while one is
- * walked, and the counters, the per-callback budget and (EVENT_IDX) the
- * avail event are updated once per burst.  Every chain goes through the
+ * walked, and the counters and the per-callback budget are updated once
+ * per burst (EVENT_IDX's avail event: per chain).  Every chain goes through the
  * same hostile-input checks as vhu_vring_pop().
  * Returns the number of chains taken, in ring order (0 if the ring is
  * empty, stopped or disabled, or n is 0); -E2BIG if the first chain needs
