@@ -69,8 +69,11 @@ fi
 # does each back end spend per request when it is mostly idle?).
 workloads=(
 	"qd1|--queues 1 --queue-depth 1"
+	"qd8|--queues 1 --queue-depth 8"
 	"qd32|--queues 1 --queue-depth 32"
 	"qd128|--queues 1 --queue-depth 128"
+	"qd256|--queues 1 --queue-depth 256"
+	"2q-qd32|--queues 2 --queue-depth 32"
 	"4q-qd32|--queues 4 --queue-depth 32"
 	"qd1-poll|--queues 1 --queue-depth 1 --poll"
 	"qd32-poll|--queues 1 --queue-depth 32 --poll"

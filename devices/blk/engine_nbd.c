@@ -324,7 +324,10 @@ static int64_t command(struct nbd_conn *c, struct blk_req *r, unsigned i, uint64
 	const struct nbd_caps *caps = &ND(c->w->dev)->caps;
 	nbd_completion_callback cb = {.callback = on_reply, .user_data = r, .free = on_free};
 	uint32_t fua = write_through(c->w->dev, r) && caps->fua ? LIBNBD_CMD_FLAG_FUA : 0;
-	const struct blk_seg *s = &r->segs[i];
+	/* i counts data iovecs for reads and writes (up to the chain's
+	 * length) and segments for discard/zeroes: segs[i] is only valid
+	 * for the latter. */
+	const struct blk_seg *s = i < BLK_MAX_SEGS ? &r->segs[i] : NULL;
 	int64_t rc;
 	r->pending++;
 	atomic_fetch_add(&r->eng_left, 1);

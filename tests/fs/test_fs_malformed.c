@@ -142,11 +142,13 @@ VT_CASE(names)
 	                               H + 8 + 257, 4096)),
 	      -EINVAL);
 	/* RENAME with only one of its two names. */
-	struct {
-		struct fuse_rename_in in;
-		char n[4];
-	} rn = {{ROOT}, "abc"};
-	VT_EQ(reply_error(&w, send_raw(&t, &w, FUSE_RENAME, H + sizeof(rn), ROOT, &rn, sizeof(rn),
+	/* Bytes, not a struct: a struct's tail padding would carry whatever
+	 * the stack held (a second name under valgrind's debug build). */
+	uint8_t rn[sizeof(struct fuse_rename_in) + 4];
+	struct fuse_rename_in rin = {.newdir = ROOT};
+	memcpy(rn, &rin, sizeof(rin));
+	memcpy(rn + sizeof(rin), "abc", 4);
+	VT_EQ(reply_error(&w, send_raw(&t, &w, FUSE_RENAME, H + sizeof(rn), ROOT, rn, sizeof(rn),
 	                               H + sizeof(rn), 4096)),
 	      -EINVAL);
 	/* SYMLINK whose target runs off the end. */

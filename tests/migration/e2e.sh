@@ -6,7 +6,10 @@
 #
 # MIG_BLK=qsd serves the disk with qemu-storage-daemon's vhost-user-blk
 # export (libvhost-user) instead of vhu-blk, for comparison: under QEMU 7.2
-# its postcopy migration fails (docs/migration.md).
+# its postcopy migration fails (docs/migration.md).  MIG_DEVICES=qemu runs
+# the same guest and migrations with QEMU's own virtio-blk and virtio-net
+# (a tap each side, no vhost-user at all), the control for anything that
+# goes wrong.  MIG_RAM sets the guest's memory size (see qemu_start).
 #
 # Two sides, A and B, each with its own vhu-blk and vhu-net on their own
 # sockets; both vhu-blk serve the same image file, each vhu-net a tap of
@@ -107,49 +110,71 @@ start_blk() {
 	fi
 }
 
-for side in A B; do
+if [ "${MIG_DEVICES:-vhu}" = qemu ]; then
+	for side in A B; do
+		"${NETNS[@]}" ip tuntap add "tap$side" mode tap vnet_hdr ||
+			e2e_fail "cannot create tap$side"
+		"${NETNS[@]}" ip link set "tap$side" master br0 up || e2e_fail "tap$side not on the bridge"
+	done
+else for side in A B; do
 	start_blk "$side"
 	VHU_LOG=info e2e_spawn "NET_$side" "$W/net-$side.log" "${NETNS[@]}" "$NET" \
 		--tap "tap$side" --socket-path "$W/net-$side.sock"
 	e2e_wait_socket "$W/blk-$side.sock" || e2e_fail "vhu-blk $side: $(cat "$W/blk-$side.log")"
 	wait_ns_socket "$W/net-$side.sock" || e2e_fail "vhu-net $side: $(cat "$W/net-$side.log")"
 	"${NETNS[@]}" ip link set "tap$side" master br0 up || e2e_fail "tap$side not on the bridge"
-done
+done; fi
 e2e_spawn WATCH_PID "$W/watch.log" "${NETNS[@]}" $MIGCTL rarp-watch br0 "$W/rarp.log"
 e2e_spawn SEND_PID "$W/sender.log" "${NETNS[@]}" "$W/migguest" --send $HOST_IP $PORT "$W/stop"
 
 # ---- QEMU -----------------------------------------------------------------
 
 QN=0
-# One TCG thread for both vCPUs: QEMU 7.2's multi-threaded TCG corrupts the
-# guest's memory now and then across a migration, with QEMU's own devices
-# too (docs/migration.md).  VHU_E2E_ACCEL=kvm (or MIG_TCG_THREAD=multi) to
-# choose otherwise.
+# One TCG thread for the two vCPUs by default: cheaper beside the other
+# tests on a 2-core CI machine (MIG_TCG_THREAD=multi for MTTCG, which
+# migrates right too once the RAM size below is used).
 if [ "${VHU_E2E_ACCEL:-tcg}" = tcg ]; then
 	ACCEL=(-accel "tcg,thread=${MIG_TCG_THREAD:-single}")
 else
 	ACCEL=(-machine "accel=$VHU_E2E_ACCEL")
 fi
+# Guest memory: 256 MiB less 8 KiB by default, NOT a multiple of 256 KiB.
+# QEMU 7.2 under TCG loses guest stores during a migration: its dirty
+# bitmap sync takes a fast path for RAM blocks whose size is a multiple of
+# 64 pages and there forgets to re-arm the TCG TLB's dirty tracking, so
+# pages the vCPUs write after a sync may never be sent again (fixed in
+# QEMU 9.0, commit 03bfc2188f "physmem: Fix migration dirty bitmap
+# coherency with TCG memory access").  The destination guest then crashes
+# on stale memory, with QEMU's own devices just the same.  A block of
+# another size takes the page-by-page path, which is right.
+MIG_RAM=${MIG_RAM:-262136K}
 # qemu_start SIDE [incoming]: boot (or wait for a migration into) a VM on
-# SIDE's back ends; sets QPID and Q (the run's number: console-Q.log,
-# qmp-Q.sock, mig-Q.sock).
+# SIDE's back ends (or QEMU's devices with MIG_DEVICES=qemu); sets QPID and
+# Q (the run's number: console-Q.log, qmp-Q.sock, mig-Q.sock).
 qemu_start() {
-	local side=$1 extra=()
+	local side=$1 extra=() pre=() devs
 	QN=$((QN + 1))
 	Q=$QN
 	[ "${2:-}" = incoming ] && extra=(-incoming "unix:$W/mig-$Q.sock")
-	qemu-system-x86_64 \
+	if [ "${MIG_DEVICES:-vhu}" = qemu ]; then
+		pre=("${NETNS[@]}")
+		devs=(-drive "file=$W/disk.img,if=none,id=d0,format=raw,cache=none,aio=threads,file.locking=off"
+			-device "virtio-blk-pci,drive=d0,num-queues=2$DEV_OPTS"
+			-netdev "tap,id=n0,ifname=tap$side,script=no,downscript=no")
+	else
+		devs=(-chardev "socket,id=blk0,path=$W/blk-$side.sock"
+			-device "vhost-user-blk-pci,chardev=blk0,num-queues=2$DEV_OPTS"
+			-chardev "socket,id=net0,path=$W/net-$side.sock"
+			-netdev vhost-user,id=n0,chardev=net0)
+	fi
+	"${pre[@]}" qemu-system-x86_64 \
 		-machine q35,memory-backend=mem "${ACCEL[@]}" \
-		-object memory-backend-memfd,id=mem,size=256M,share=on -m 256M -smp 2 \
+		-object "memory-backend-memfd,id=mem,size=$MIG_RAM,share=on" -m "$MIG_RAM" -smp 2 \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-serial "file:$W/console-$Q.log" -qmp "unix:$W/qmp-$Q.sock,server=on,wait=off" \
 		-kernel "$E2E_KERNEL" -initrd "$W/initrd" \
 		-append "console=ttyS0 quiet panic=-1 init_on_alloc=0" \
-		-chardev "socket,id=blk0,path=$W/blk-$side.sock" \
-		-device "vhost-user-blk-pci,chardev=blk0,num-queues=2$DEV_OPTS" \
-		-chardev "socket,id=net0,path=$W/net-$side.sock" \
-		-netdev vhost-user,id=n0,chardev=net0 \
-		-device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC,vectors=0$DEV_OPTS" \
+		"${devs[@]}" -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC,vectors=0$DEV_OPTS" \
 		"${extra[@]}" </dev/null >"$W/qemu-$Q.log" 2>&1 &
 	QPID=$!
 	E2E_PIDS+=("$QPID")
@@ -203,12 +228,12 @@ announced() {
 	done
 	[ "$(grep -c "$GUEST_MAC" "$W/rarp.log")" -gt "$before" ] ||
 		e2e_fail "no RARP for $GUEST_MAC on the bridge after the move to $side"
-	grep -q "RARP for $GUEST_MAC sent" "$W/net-$side.log" ||
+	[ "${MIG_DEVICES:-vhu}" = qemu ] || grep -q "RARP for $GUEST_MAC sent" "$W/net-$side.log" ||
 		e2e_fail "vhu-net $side did not send the RARP"
 	"${NETNS[@]}" bridge fdb show br br0 >"$W/fdb.txt"
 	grep -q "$GUEST_MAC dev tap$side" "$W/fdb.txt" ||
 		e2e_fail "the bridge did not learn $GUEST_MAC on tap$side: $(grep -i "$GUEST_MAC" "$W/fdb.txt")"
-	e2e_log "RARP from vhu-net $side seen on the bridge; $GUEST_MAC learnt on tap$side"
+	e2e_log "RARP from side $side seen on the bridge; $GUEST_MAC learnt on tap$side"
 }
 
 # migrate FROM_Q TO_SIDE [--postcopy]: migrate VM FROM_Q into a new QEMU on
@@ -223,7 +248,7 @@ migrate() {
 	rc=$?
 	tee -a "$W/migrations.log" <"$W/migctl-$Q.log" >&2
 	[ "$rc" = 0 ] ||
-		e2e_fail "migration $from -> $Q ($to) failed: $(tail -5 "$W/qemu-$Q.log" "$W/qemu-$from.log")"
+		e2e_fail "migration $from -> $Q ($to) failed: $(tail -n 5 "$W/qemu-$from.log" "$W/qemu-$Q.log" "$W/console-$Q.log" | tr -cd '[:print:]\n')"
 	$MIGCTL quit "$W/qmp-$from.sock"
 	moves_on "$Q" "${b:-0}" "${n:-0}"
 	announced "$to" "$r"
@@ -238,11 +263,12 @@ read -r b0 n0 < <(progress "$FIRST")
 qemu_start B incoming
 DEST=$Q DEST_PID=$QPID
 $MIGCTL migrate "$W/qmp-$FIRST.sock" "$W/qmp-$DEST.sock" "unix:$W/mig-$DEST.sock" --cancel >&2 ||
-	e2e_fail "cancelled migration: $(tail -5 "$W/qemu-$FIRST.log")"
+	e2e_fail "cancelled migration: $(tail -n 5 "$W/qemu-$FIRST.log")"
 # The destination gives up on the broken stream and exits.
 for _ in $(seq 100); do kill -0 "$DEST_PID" 2>/dev/null || break; sleep 0.1; done
 kill "$DEST_PID" 2>/dev/null
 for b in blk net; do
+	[ "${MIG_DEVICES:-vhu}" = qemu ] && continue
 	[ "$b" = blk ] && [ "${MIG_BLK:-vhu}" = qsd ] && continue
 	grep -q "dirty logging on" "$W/$b-A.log" || e2e_fail "vhu-$b A never logged"
 	tail -n 1 <(grep "dirty logging" "$W/$b-A.log") | grep -q "dirty logging off" ||
@@ -265,6 +291,10 @@ wait "$SEND_PID" || e2e_fail "stream: $(cat "$W/sender.log")"
 sed 's/^/  host /' "$W/sender.log" >&2
 "$W/migguest" --expect "$W/disk.img" $MIB >&2 || e2e_fail "the image file differs from what the guest wrote"
 
+if [ "${MIG_DEVICES:-vhu}" = qemu ]; then
+	e2e_log "PASS ($RING rings, QEMU's own devices): cancel, 2 precopy + 1 postcopy migrations"
+	exit 0
+fi
 for side in A B; do
 	for b in blk net; do
 		pid_var=${b^^}_$side

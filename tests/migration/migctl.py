@@ -160,7 +160,10 @@ def main(argv):
         timeout = 180
         if "--timeout" in argv:
             timeout = float(argv[argv.index("--timeout") + 1])
-        migrate(argv[2], argv[3], argv[4], "--postcopy" in argv, "--cancel" in argv, timeout)
+        try:
+            migrate(argv[2], argv[3], argv[4], "--postcopy" in argv, "--cancel" in argv, timeout)
+        except (OSError, EOFError) as e:
+            fail("QMP: %s (a QEMU exited?)" % e)
         return 0
     print(__doc__, file=sys.stderr)
     return 2
