@@ -157,14 +157,18 @@ fi
 
 # The -dev packages: a device (libvhu-dev) and a front end
 # (libvhu-frontend-dev) built from the installed files with each compiler.
-cp "$src/examples/rng_minimal.c" "$src/tests/package/frontend_probe.c" "$WORK/"
+# Into $WORK, the one host directory the container sees: its / is a
+# non-recursive bind of the host's /, so a source tree on another mount
+# (CI's checkout) or under /tmp (a tmpfs in the container) is not there.
+cp "$src/examples/rng_minimal.c" "$src/tests/package/frontend_probe.c" \
+	"$src/tests/package/vhost_probe.py" "$WORK/"
 for cc in gcc clang; do
 	out=$(C sh -c "cd '$WORK' && $cc -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 		rng_minimal.c -o dev-$cc \$(pkg-config --cflags --libs libvhu) || exit 1
 		./dev-$cc --socket-path dev-$cc.sock >dev-$cc.log 2>&1 &
 		p=\$!
 		for i in \$(seq 50); do [ -S dev-$cc.sock ] && break; sleep 0.1; done
-		python3 '$src/tests/package/vhost_probe.py' dev-$cc.sock; rc=\$?
+		python3 vhost_probe.py dev-$cc.sock; rc=\$?
 		{ kill \$p; wait \$p; } 2>/dev/null; exit \$rc" 2>&1)
 	if [ $? -eq 0 ]; then
 		ok "$cc: a device built with pkg-config libvhu (libvhu-dev) serves: $out"
