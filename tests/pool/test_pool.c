@@ -216,6 +216,28 @@ static void run_jobs(struct job *j, unsigned n)
 		pthread_join(th[i], NULL);
 }
 
+/* Devices a (ops, NULL for the echo device) and b, one queue each, on a
+ * pool of one thread; a's front end connected and through `io` requests.
+ * NULL (the failed step reported) when any part cannot be set up. */
+static struct vhuf *pair_on_one_thread(struct penv *p, const struct vhu_backend_ops *ops,
+                                       unsigned io, struct pdev **a, struct pdev **b)
+{
+	struct vhuf *fa;
+	int rc = penv_init(p, 1, 0);
+
+	VT_EQ(rc, 0);
+	if (rc)
+		return NULL;
+	*a = penv_add(p, 1, ops, 0, NULL);
+	*b = penv_add(p, 1, NULL, 0, NULL);
+	VT_CHECK(*a && *b);
+	fa = *a && *b ? fe(*a, 1) : NULL;
+	VT_CHECK(fa);
+	if (fa)
+		VT_EQ(fe_io(fa, 0, io), 0);
+	return fa;
+}
+
 /* x serves a one-queue front end: 4 rounds of 50 requests. */
 static void serves_a_job(struct pdev *x)
 {
@@ -316,13 +338,8 @@ VT_CASE(stuck_handler_does_not_stall_the_thread)
 	struct vhuf *fa;
 
 	slow.reset_device = slow_reset;
-	VT_REQUIRE(penv_init(&p, 1, 0) == 0);
-	a = penv_add(&p, 1, &slow, 0, NULL);
-	b = penv_add(&p, 1, NULL, 0, NULL);
-	VT_REQUIRE(a && b);
-	fa = fe(a, 1);
+	fa = pair_on_one_thread(&p, &slow, 20, &a, &b);
 	VT_REQUIRE(fa);
-	VT_EQ(fe_io(fa, 0, 20), 0);
 	atomic_store(&reset_gate, true);
 	atomic_store(&reset_waiting, 0);
 	vhuf_close(fa); /* a's handler now sits in reset_device */
@@ -344,13 +361,8 @@ VT_CASE(parked_device_waits_alone)
 	struct pdev *a, *b;
 	struct vhuf *fa;
 
-	VT_REQUIRE(penv_init(&p, 1, 0) == 0);
-	a = penv_add(&p, 1, NULL, 0, NULL);
-	b = penv_add(&p, 1, NULL, 0, NULL);
-	VT_REQUIRE(a && b);
-	fa = fe(a, 1);
+	fa = pair_on_one_thread(&p, NULL, 10, &a, &b);
 	VT_REQUIRE(fa);
-	VT_EQ(fe_io(fa, 0, 10), 0);
 	out = vhuf_alloc(fa, 64, 8);
 	in = vhuf_alloc(fa, 64, 8);
 	vhu_workers_park(a->d);
@@ -741,13 +753,8 @@ VT_CASE(broken_kick_fd_is_dropped)
 	int pfd[2];
 	uint64_t q0 = 0;
 
-	VT_REQUIRE(penv_init(&p, 1, 0) == 0);
-	a = penv_add(&p, 1, NULL, 0, NULL);
-	b = penv_add(&p, 1, NULL, 0, NULL);
-	VT_REQUIRE(a && b);
-	fa = fe(a, 1);
+	fa = pair_on_one_thread(&p, NULL, 10, &a, &b);
 	VT_REQUIRE(fa);
-	VT_EQ(fe_io(fa, 0, 10), 0);
 	VT_REQUIRE(pipe(pfd) == 0);
 	close(pfd[1]);
 	VT_EQ(vhuf_request(fa, VHU_REQ_SET_VRING_KICK, &q0, sizeof(q0), &pfd[0], 1, false, NULL),
