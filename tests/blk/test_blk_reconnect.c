@@ -237,7 +237,12 @@ static void reconnect_case(bool kill_backend)
 	finish_after(&e.t, &ty);
 	fprintf(stderr, "# in flight at the break: %u\n", at_break);
 	check_tally(&ty);
-	VT_CHECK(at_break > 0 || ty.after == 0);
+	/* Every request the inflight region held at the break completes after
+	 * the reconnect.  More may: chains still in the avail ring, never
+	 * popped before the break, are served by the new connection (seen
+	 * with 0 in flight and completions after under ASan, where the back
+	 * end is slower to pop); check_tally has none lost, none twice. */
+	VT_CHECK(ty.after >= at_break);
 	VT_EQ(count_inflight(&inf), 0);
 
 	/* Everything written, and readable through the device. */
