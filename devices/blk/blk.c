@@ -441,7 +441,7 @@ int blk_dev_setup(struct blk_dev *d)
 	atomic_store(&d->wce, 1);
 	pthread_mutex_init(&d->chan_lock, NULL);
 
-	unsigned nt = d->opts.threads;
+	unsigned nt = d->opts.threads ? d->opts.threads : d->engine->default_threads;
 	if (!nt) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		nt = cpus > 0 ? (unsigned)cpus : 1;

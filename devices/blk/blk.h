@@ -162,6 +162,11 @@ struct blk_engine {
 	/* Every request completes inside submit(): no memory reference is
 	 * needed beyond the worker callback. */
 	bool sync;
+	/* Workers when --threads is not given (0: min(queues, CPUs)).  An
+	 * engine whose I/O is done by a client library's own threads (rbd,
+	 * nbd) wants 1: a worker per queue only adds hand-offs and wake-ups
+	 * per request (docs/performance.md, storage engines). */
+	unsigned default_threads;
 	int (*open)(struct blk_dev *d, char *err, size_t errlen);
 	void (*close)(struct blk_dev *d);
 	int (*init)(struct blk_worker *w, int *efd);
@@ -243,7 +248,7 @@ struct blk_opts {
 	bool no_direct;
 	unsigned num_queues;
 	unsigned queue_size;
-	unsigned threads; /* 0 = min(num_queues, online CPUs) */
+	unsigned threads; /* 0 = the engine's default_threads, else min(num_queues, CPUs) */
 	uint32_t blk_size;
 	uint64_t null_size; /* bytes, --null without image */
 	char serial[VIRTIO_BLK_ID_BYTES + 1];

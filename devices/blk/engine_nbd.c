@@ -676,6 +676,7 @@ static void nbd_fini(struct blk_worker *w)
 
 const struct blk_engine blk_engine_nbd = {
     .name = "nbd",
+    .default_threads = 1,
     .open = nbd_open_image,
     .close = nbd_close_image,
     .init = nbd_init,

@@ -428,6 +428,7 @@ static void rbd_fini(struct blk_worker *w)
 
 const struct blk_engine blk_engine_rbd = {
     .name = "rbd",
+    .default_threads = 1,
     .open = rbd_open_image,
     .close = rbd_close_image,
     .init = rbd_init,

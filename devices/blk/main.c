@@ -110,7 +110,9 @@ static const struct vhu_program_option options[] = {
     {"serial", 0, VHU_PROGRAM_ARG, "ID", "disk serial for GET_ID (at most 20 bytes)", OPT_SERIAL},
     {"queue-size", 0, VHU_PROGRAM_ARG, "N", "largest ring size, power of two 4..1024 (default 256)",
      OPT_QUEUE_SIZE},
-    {"threads", 0, VHU_PROGRAM_ARG, "N", "worker threads (default: min(queues, CPUs))",
+    {"threads", 0, VHU_PROGRAM_ARG, "N",
+     "worker threads (default: min(queues, CPUs);\n"
+     "1 for rbd: and NBD images)",
      OPT_THREADS},
     {"block-size", 0, VHU_PROGRAM_ARG, "N", "logical block size, 512..65536, power of two",
      OPT_BLOCK_SIZE},
