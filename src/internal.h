@@ -271,6 +271,9 @@ struct vhu_vring {
 	bool signalled_used_valid;
 	bool event_idx;
 	bool notify_disabled;
+	/* The worker's adaptive polling holds notifications off (worker.c
+	 * set_notify()): a device's enable is then left to the poller. */
+	bool poll_owned;
 	uint16_t inuse;     /* popped, not yet pushed */
 	uint16_t *resubmit; /* inflight heads to hand out again, or NULL */
 	uint16_t nresubmit, resubmit_pos;

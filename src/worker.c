@@ -225,10 +225,13 @@ static void set_notify(struct vhu_daemon *d, uint64_t rings, bool on, uint64_t *
 
 		rings &= rings - 1;
 		vhu_vring_lock(vr);
-		if (!on)
+		vr->poll_owned = false;
+		if (!on) {
 			vhu_vring_disable_notification(vr);
-		else if (vhu_vring_enable_notification(vr) && more)
+			vr->poll_owned = true;
+		} else if (vhu_vring_enable_notification(vr) && more) {
 			*more |= VHU_BIT(q);
+		}
 		vhu_vring_unlock(vr);
 	}
 }

@@ -142,6 +142,10 @@ int net_forward(struct net_dev *src, unsigned k, struct net_dev *dst)
 
 		atomic_store(&p->tx_blocked, false);
 		vhu_vring_lock(tx);
+		/* No tx kicks while this pass drains the ring: a kick per burst
+		 * the driver sends is a system call and a wake-up on its CPU
+		 * (bench/net/RESULTS.md).  On again, below, once it is empty. */
+		vhu_vring_disable_notification(tx);
 		if (rx)
 			vhu_vring_lock(rx);
 		forward_pass(src, p->scratch, tx, dst, rx, &res);
@@ -164,9 +168,14 @@ int net_forward(struct net_dev *src, unsigned k, struct net_dev *dst)
 		if (rx)
 			vhu_vring_unlock(rx);
 		vhu_vring_notify(tx);
+		/* Still off when we come back by ourselves (budget used up);
+		 * blocked, the receiver's rx kick resumes us whatever tx holds. */
+		if (!res.more && vhu_vring_enable_notification(tx) && !res.blocked)
+			retry = true;
 		vhu_vring_unlock(tx);
-		if (res.more) {
-			/* Yield to other queues of this worker; come back soon. */
+		if (res.more || (retry && retried && res.moved)) {
+			/* Yield to other queues of this worker (a driver that keeps
+			 * adding as we drain would keep us here); come back soon. */
 			uint64_t one = 1;
 			if (write(p->wake_fd, &one, sizeof(one)) < 0)
 				return -errno;

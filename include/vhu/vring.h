@@ -171,7 +171,12 @@ int vhu_vring_signal(struct vhu_vring *vr);
 /*
  * Ask the driver not to kick (polling) or to kick again.  Enabling returns
  * true if buffers became available meanwhile, so the caller must poll once
- * more before sleeping.
+ * more before sleeping.  A device may keep kicks off while it works through
+ * a ring (disable, process, enable, and again while enable returns true):
+ * the driver then does not kick for buffers the device will find anyway.
+ * While the worker's adaptive polling polls the ring, notifications are
+ * the poller's: enabling then leaves them off and returns false (the
+ * poller turns them on, and looks once more, when it stops).
  */
 void vhu_vring_disable_notification(struct vhu_vring *vr);
 bool vhu_vring_enable_notification(struct vhu_vring *vr);
