@@ -272,8 +272,10 @@ struct vhu_vring {
 	bool event_idx;
 	bool notify_disabled;
 	/* The worker's adaptive polling holds notifications off (worker.c
-	 * set_notify()): a device's enable is then left to the poller. */
-	bool poll_owned;
+	 * set_notify()): a device's enable is then left to the poller, which
+	 * keeps looking at the ring (poll_watch) instead of dropping it for
+	 * the rest of the period when the device takes nothing from it. */
+	bool poll_owned, poll_watch;
 	uint16_t inuse;     /* popped, not yet pushed */
 	uint16_t *resubmit; /* inflight heads to hand out again, or NULL */
 	uint16_t nresubmit, resubmit_pos;

@@ -84,7 +84,7 @@ void vhu_vring_reset(struct vhu_vring *vr)
 	vr->last_avail_idx = vr->shadow_avail_idx = vr->used_idx = 0;
 	vr->signalled_used = 0;
 	vr->signalled_used_valid = false;
-	vr->event_idx = vr->notify_disabled = vr->poll_owned = false;
+	vr->event_idx = vr->notify_disabled = vr->poll_owned = vr->poll_watch = false;
 	vr->inuse = vr->nresubmit = vr->resubmit_pos = vr->avail_pops = 0;
 	vr->inflight_counter = 0;
 	vr->avail_wrap = vr->used_wrap = false;
@@ -313,6 +313,7 @@ int vhu_vring_notify(struct vhu_vring *vr)
 
 void vhu_vring_disable_notification(struct vhu_vring *vr)
 {
+	vr->poll_watch = false;
 	if (running(vr))
 		vr->ops->set_notification(vr, false);
 	else
@@ -321,8 +322,10 @@ void vhu_vring_disable_notification(struct vhu_vring *vr)
 
 bool vhu_vring_enable_notification(struct vhu_vring *vr)
 {
-	if (vr->poll_owned)
-		return false; /* the poller turns them on, and looks again, when it stops */
+	if (vr->poll_owned) {
+		vr->poll_watch = true; /* the poller turns them on when it stops */
+		return false;
+	}
 	if (!running(vr)) {
 		vr->notify_disabled = false;
 		return false;

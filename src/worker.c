@@ -225,7 +225,7 @@ static void set_notify(struct vhu_daemon *d, uint64_t rings, bool on, uint64_t *
 
 		rings &= rings - 1;
 		vhu_vring_lock(vr);
-		vr->poll_owned = false;
+		vr->poll_owned = vr->poll_watch = false;
 		if (!on) {
 			vhu_vring_disable_notification(vr);
 			vr->poll_owned = true;
@@ -256,7 +256,8 @@ static void maybe_park(struct vhu_worker *w)
 /* One polling pass: run the device for every ring of *rings with buffers
  * available.  A ring the device leaves untouched (it defers work, e.g.
  * rate limiting) is dropped from *rings for this polling period so that
- * it cannot keep the worker spinning.  True if any chain was taken. */
+ * it cannot keep the worker spinning, unless the device asked for kicks
+ * on it (it waits for more buffers).  True if any chain was taken. */
 static bool poll_pass(struct vhu_worker *w, uint64_t *rings)
 {
 	struct vhu_daemon *d = w->d;
@@ -281,7 +282,12 @@ static bool poll_pass(struct vhu_worker *w, uint64_t *rings)
 			atomic_fetch_add_explicit(&vr->stats.polls, 1, memory_order_relaxed);
 			work = true;
 		} else {
-			*rings &= ~VHU_BIT(q);
+			/* poll_watch: the device waits for more buffers (it would
+			 * have turned kicks on): keep looking. */
+			vhu_vring_lock(vr);
+			if (!vr->poll_watch)
+				*rings &= ~VHU_BIT(q);
+			vhu_vring_unlock(vr);
 		}
 	}
 	return work;
