@@ -183,8 +183,8 @@ void blkt_close(struct blkt *t)
 	t->f = NULL;
 }
 
-int blkt_submit(struct blkt *t, unsigned q, unsigned s, uint32_t type, uint64_t sector,
-                uint32_t data_len)
+int blkt_publish(struct blkt *t, unsigned q, unsigned s, uint32_t type, uint64_t sector,
+                 uint32_t data_len)
 {
 	struct blkt_slot *sl = &t->slots[q][s];
 	struct vhuf_buf b[3];
@@ -201,10 +201,17 @@ int blkt_submit(struct blkt *t, unsigned q, unsigned s, uint32_t type, uint64_t 
 		                           type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID};
 	b[n++] = (struct vhuf_buf){sl->st_gpa, 1, true};
 	int head = vhuf_submit(t->f, q, b, n, false, sl);
-	if (head < 0)
-		return head;
-	sl->busy = true;
-	vhuf_kick(t->f, q);
+	if (head >= 0)
+		sl->busy = true;
+	return head;
+}
+
+int blkt_submit(struct blkt *t, unsigned q, unsigned s, uint32_t type, uint64_t sector,
+                uint32_t data_len)
+{
+	int head = blkt_publish(t, q, s, type, sector, data_len);
+	if (head >= 0)
+		vhuf_kick(t->f, q);
 	return head;
 }
 

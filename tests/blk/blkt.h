@@ -87,6 +87,9 @@ void blkt_close(struct blkt *t);
  * data_len may be 0 (no data descriptor). Kicks. Returns head or -errno. */
 int blkt_submit(struct blkt *t, unsigned q, unsigned s, uint32_t type, uint64_t sector,
                 uint32_t data_len);
+/* blkt_submit() without the kick: the chain is only published. */
+int blkt_publish(struct blkt *t, unsigned q, unsigned s, uint32_t type, uint64_t sector,
+                 uint32_t data_len);
 /* Wait for one completion on q: returns the slot index, -ETIMEDOUT. */
 int blkt_wait_one(struct blkt *t, unsigned q);
 /* Synchronous request through slot 0 of q: status byte or -errno. */

@@ -269,6 +269,42 @@ VT_CASE(backend_killed_mid_io)
 	reconnect_case(true);
 }
 
+/* Chains a driver published without kicking while the back end was away
+ * (the one that died had turned kicks off: it was polling, or draining the
+ * ring) are served once the ring starts again, without waiting for a kick
+ * that may never come (a driver whose ring is full only waits for
+ * completions).  The back end drains what the ring held at a disconnect,
+ * so the chains are published between the reconnect and the restart. */
+VT_CASE(published_without_kick_before_reconnect)
+{
+	struct env e;
+	VT_REQUIRE(env_spawn(&e, IMG, true,
+	                     (const char *[]){"--num-queues", "2", "--poll-us", "0", NULL}));
+	VT_REQUIRE(blkt_open_noqueues(&e.t, e.d.sock, NQ, QSIZE, NSLOTS, REQ_BYTES, PF_INFLIGHT) ==
+	           0);
+	struct inflight inf;
+	VT_REQUIRE(start_connection(&e.t, &inf, true) == 0);
+	VT_EQ(blkt_io(&e.t, 0, VIRTIO_BLK_T_IN, 0, NULL, 512), VIRTIO_BLK_S_OK);
+	VT_REQUIRE(vhuf_reconnect(e.t.f, e.d.sock) == 0);
+	VT_REQUIRE(vhuf_negotiate(e.t.f, ~(1ULL << VHU_F_LOG_ALL), PF_INFLIGHT) == 0);
+	VT_REQUIRE(set_inflight(&e.t, &inf) == 0);
+	for (unsigned s = 0; s < 8; s++)
+		VT_CHECK(blkt_publish(&e.t, 0, s, VIRTIO_BLK_T_IN, s, 512) >= 0);
+	for (unsigned q = 0; q < NQ; q++) /* and no kick */
+		VT_REQUIRE(vhuf_queue_restart(e.t.f, q) == 0);
+	unsigned done = 0;
+	for (unsigned i = 0; i < 8; i++) {
+		int s = blkt_wait_one(&e.t, 0);
+		if (s < 0)
+			break;
+		done += *e.t.slots[0][s].st == VIRTIO_BLK_S_OK;
+	}
+	VT_EQ(done, 8);
+	munmap(inf.map, inf.size);
+	close(inf.fd);
+	env_stop(&e);
+}
+
 /* A front end without INFLIGHT_SHMFD that vanishes mid-I/O: the back end
  * drops the connection's requests and serves the next front end. */
 VT_CASE(disconnect_without_inflight)
