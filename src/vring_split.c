@@ -332,8 +332,7 @@ static inline __attribute__((always_inline)) int
 walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head, struct vhu_chain *c)
 {
 	const struct vdesc *table = vr->desc;
-	uint32_t max = vr->num, i = head, seen = 0, niov = 0, nout = 0;
-	uint32_t iov_max = c->iov ? c->iov_max : 0;
+	uint32_t max = vr->num, i = head, seen = 0, niov = 0, nout = 0, iov_max;
 	uint64_t out_len = 0, in_len = 0;
 	uint16_t ndesc = 0;
 	bool indirect = false, writable = false, e2big = false;
@@ -345,6 +344,7 @@ walk_chain(struct vhu_vring *vr, const struct vhu_mem *mem, uint16_t head, struc
 	compiler_barrier();
 	if (walk_single(vr, mem, &d, c))
 		return 0;
+	iov_max = c->iov ? c->iov_max : 0;
 	for (;;) {
 		if (unlikely(++seen > max))
 			return split_fail(vr, "descriptor chain loops or exceeds the ring size");
@@ -505,7 +505,11 @@ static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, un
 		uint16_t pos = vr->last_avail_idx & mask;
 		uint16_t head = __atomic_load_n(&avail(vr)->ring[pos], __ATOMIC_RELAXED);
 
-		prefetch_ahead(vr, (uint16_t)(vr->last_avail_idx + POP_AHEAD));
+		/* In order, the descriptors come in table order, which the
+		 * hardware prefetcher follows; asking costs more than it saves
+		 * there (bench/net/RESULTS.md). */
+		if (!vr->in_order)
+			prefetch_ahead(vr, (uint16_t)(vr->last_avail_idx + POP_AHEAD));
 		if (unlikely(head >= vr->num))
 			return split_fail(vr, "avail ring head index out of range");
 		if (unlikely(vr->head_state[head]))
@@ -621,6 +625,9 @@ static int split_push_batch(struct vhu_vring *vr, const struct vhu_chain *const 
 		if (e.len > c->in_len)
 			e.len = (uint32_t)c->in_len;
 		memcpy(&used(vr)->ring[(uint16_t)(start + k) & mask], &e, sizeof(e));
+		/* Validated above; the state is the worker's alone (pops
+		 * run under the same lock), so it may go before the index. */
+		vr->head_state[e.id] = 0;
 	}
 	if (unlikely(log != NULL)) {
 		vhu_log_cache_init(&lc, log);
@@ -639,8 +646,6 @@ static int split_push_batch(struct vhu_vring *vr, const struct vhu_chain *const 
 		compiler_barrier();
 		q->used_idx = vr->used_idx;
 	}
-	for (k = 0; k < n; k++)
-		vr->head_state[chains[k]->id] = 0;
 	vr->inuse = (uint16_t)(vr->inuse - n);
 	return (int)n;
 }

@@ -324,8 +324,11 @@ static int serve(struct vhu_program *p, struct fs_dev *dev)
 	        vhu_daemon_connections(d), (uint64_t)fs->st.requests, (uint64_t)fs->st.malformed,
 	        fs_inodes_count(&fs->inodes));
 	for (unsigned q = 0; q <= cli.o.num_request_queues; q++) {
+		const struct vhu_vring *vr = vhu_daemon_vring(d, q);
 		struct vhu_vring_stats st;
-		vhu_vring_get_stats(vhu_daemon_vring(d, q), &st);
+		if (!vr)
+			break;
+		vhu_vring_get_stats(vr, &st);
 		vhu_log(VHU_LOG_INFO, "queue %u: %" PRIu64 " requests, %" PRIu64 " kicks", q,
 		        st.requests, st.kicks);
 	}
