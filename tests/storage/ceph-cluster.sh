@@ -110,13 +110,16 @@ ceph_cluster_stop() {
 	for name in osd.0 mon.a; do
 		pid=$(ceph_cluster_pid "$dir" "$name") || continue
 		[ -n "$pid" ] || continue
-		kill -CONT "$pid" 2>/dev/null
-		kill -TERM "$pid" 2>/dev/null
+		# Each may find the daemon gone (it died, or the TERM worked):
+		# under a caller's `set -e` a failed kill must not end the
+		# clean-up before the monitor is stopped.
+		kill -CONT "$pid" 2>/dev/null || true
+		kill -TERM "$pid" 2>/dev/null || true
 		for _ in $(seq 50); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null || true
 	done
 	return 0
 }
