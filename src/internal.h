@@ -270,7 +270,6 @@ struct vhu_vring {
 	uint16_t signalled_used;
 	bool signalled_used_valid;
 	bool event_idx;
-	bool in_order; /* VIRTIO_F_IN_ORDER: heads come in table order */
 	bool notify_disabled;
 	/* The worker's adaptive polling holds notifications off (worker.c
 	 * set_notify()): a device's enable is then left to the poller, which

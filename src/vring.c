@@ -84,7 +84,7 @@ void vhu_vring_reset(struct vhu_vring *vr)
 	vr->last_avail_idx = vr->shadow_avail_idx = vr->used_idx = 0;
 	vr->signalled_used = 0;
 	vr->signalled_used_valid = false;
-	vr->event_idx = vr->in_order = vr->notify_disabled = false;
+	vr->event_idx = vr->notify_disabled = false;
 	vr->poll_owned = vr->poll_watch = false;
 	vr->inuse = vr->nresubmit = vr->resubmit_pos = vr->avail_pops = 0;
 	vr->inflight_counter = 0;
@@ -109,7 +109,6 @@ int vhu_vring_start(struct vhu_vring *vr, struct vhu_mem *mem, uint64_t features
 	vr->ops = packed ? &vhu_packed_ops : &vhu_split_ops;
 	vr->features = features;
 	vr->event_idx = !!(features & VHU_BIT(VHU_F_RING_EVENT_IDX));
-	vr->in_order = !!(features & VHU_BIT(VHU_F_IN_ORDER));
 	ret = vr->ops->map(vr, mem);
 	if (ret) {
 		VHU_LOGE("%s: vring %u: ring addresses are not inside guest memory", owner(vr),

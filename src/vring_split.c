@@ -508,7 +508,7 @@ static int split_pop_burst(struct vhu_vring *vr, struct vhu_chain *const *cs, un
 		/* In order, the descriptors come in table order, which the
 		 * hardware prefetcher follows; asking costs more than it saves
 		 * there (bench/net/RESULTS.md). */
-		if (!vr->in_order)
+		if (!(vr->features & VHU_BIT(VHU_F_IN_ORDER)))
 			prefetch_ahead(vr, (uint16_t)(vr->last_avail_idx + POP_AHEAD));
 		if (unlikely(head >= vr->num))
 			return split_fail(vr, "avail ring head index out of range");
