@@ -273,8 +273,9 @@ VT_CASE(backend_killed_mid_io)
  * (the one that died had turned kicks off: it was polling, or draining the
  * ring) are served once the ring starts again, without waiting for a kick
  * that may never come (a driver whose ring is full only waits for
- * completions).  The back end drains what the ring held at a disconnect,
- * so the chains are published between the reconnect and the restart. */
+ * completions).  Published before the reconnect they may already be served
+ * on the old connection, so they are published between the reconnect and
+ * the restart. */
 VT_CASE(published_without_kick_before_reconnect)
 {
 	struct env e;
