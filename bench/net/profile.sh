@@ -13,6 +13,7 @@
 # samples skid to the next instruction, often a function's entry).  The
 # data (perf.data or callgrind.out) is kept; its directory is printed.
 # Back end on CPU 0, generator on CPU 1; run it under the benchmark lock.
+# QSIZE sets virtio-user's queue size (default 1024, as bench.sh).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,7 +68,7 @@ done
 	echo quit
 } | timeout -s KILL $((dur + 120)) "$TESTPMD" -l 0,1 --main-lcore 0 --no-huge -m 512 --no-pci \
 	--file-prefix="vhu-net-prof-$$" --log-level=lib.eal,warning \
-	--vdev "net_virtio_user0,path=$sock,queues=1,queue_size=1024" -- -i --total-num-mbufs=32768 \
+	--vdev "net_virtio_user0,path=$sock,queues=1,queue_size=${QSIZE:-1024}" -- -i --total-num-mbufs=32768 \
 	--forward-mode=io --txpkts="$size" >"$out/gen.log" 2>&1 || true
 kill -TERM "$BE"
 wait "$BE" || true

@@ -268,6 +268,8 @@ static int fill_chains(struct net_dev *d, struct vhu_vring *rx, struct net_scrat
 			take = c->in_len;
 		/* Payload bytes this chain carries: overall [max(done,hlen), done+take). */
 		size_t from = done > hlen ? done : hlen;
+		if (at + 1 < s->rx_ahead) /* the next frame's, likely this size */
+			vhu_chain_prefetch_write(&s->rx[at + 1], 0, total < 2048 ? total : 2048);
 		if (take == total && c->iov[0].iov_len >= total && f->iov[0].iov_len >= f->off &&
 		    f->iov[0].iov_len - f->off >= f->len)
 			/* One buffer each side (small frames): copy straight. */

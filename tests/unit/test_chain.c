@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* vhu_chain_read / vhu_chain_write: copying into and out of popped chains. */
+/* vhu_chain_read / vhu_chain_write: copying into and out of popped chains;
+ * vhu_chain_prefetch_write. */
 #include <stdint.h>
 
 #include "guest.h"
@@ -142,6 +143,38 @@ VT_CASE(inconsistent_chains_copy_nothing)
 /* The guest chose buffers that overlap each other and the destination
  * (copying from one chain into another): memmove semantics, which ASan's
  * memcpy-param-overlap check would flag otherwise. */
+/* A prefetch is a hint: whatever the offsets and lengths, and whatever the
+ * buffers point at (here: memory that faults on any access), nothing is
+ * read or written and nothing faults. */
+VT_CASE(prefetch_write_touches_nothing)
+{
+	static const size_t rl[] = {3, 5}, wl[] = {4, 6, 9};
+	struct fake f;
+	uint8_t snap[sizeof(f.g)];
+	static const size_t offs[] = {0, 1, 3, 4, 18, 19, 1000, SIZE_MAX};
+	static const size_t lens[] = {0, 1, 5, 19, 64, 4096, SIZE_MAX};
+
+	fake_init(&f, rl, 2, wl, 3);
+	memcpy(snap, f.g, sizeof(snap));
+	for (unsigned i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		for (unsigned j = 0; j < sizeof(lens) / sizeof(lens[0]); j++)
+			vhu_chain_prefetch_write(&f.c, offs[i], lens[j]);
+	VT_EQ(memcmp(snap, f.g, sizeof(snap)), 0);
+
+	vhu_chain_prefetch_write(NULL, 0, 64);
+	f.c.in_num = 9; /* past iov_max: not walked */
+	vhu_chain_prefetch_write(&f.c, 0, SIZE_MAX);
+
+	uint8_t *none = mmap(NULL, 3 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	VT_REQUIRE(none != MAP_FAILED);
+	f.iov[2] = (struct iovec){none + 1, 2 * 4096};
+	f.iov[3] = (struct iovec){none + 4000, 100};
+	f.c.in_num = 2;
+	vhu_chain_prefetch_write(&f.c, 0, SIZE_MAX);
+	vhu_chain_prefetch_write(&f.c, 8000, 300);
+	munmap(none, 3 * 4096);
+}
+
 VT_CASE(overlapping_buffers_behave_as_memmove)
 {
 	uint8_t g[64], ref[64];
