@@ -17,13 +17,19 @@
 # repetitions, so load from other processes hits all of them alike; the
 # table shows, per back end and workload, the repetition with the median IOPS.
 #
-#   bench/compare.sh [-b BUILD] [-d SECONDS] [-w SECONDS] [-r N] [-o OUTDIR] [-m] [-W LIST]
+#   bench/compare.sh [-b BUILD] [-d SECONDS] [-w SECONDS] [-r N] [-o OUTDIR] [-m] [-W LIST] [-H NS]
 #     -b  meson build dir holding vhu-bench and vhu-blk (default: ./build)
 #     -d  measured seconds per run (default 4)      -w  warm-up (default 1)
 #     -r  repetitions (default 1)
 #     -o  keep the JSON reports here (default: a temp dir, printed)
 #     -m  print the tables as Markdown (for docs/performance.md)
 #     -W  workloads to run, comma-separated names (default: all, see below)
+#     -H  guest halt polling for the run: set the cpuidle-haltpoll driver's
+#         guest_halt_poll_ns to NS (Linux's default is 200000; some VMs boot
+#         with 0), restored at exit.  In a VM an idle vCPU woken by an
+#         eventfd otherwise waits for the host (~18 us here), and that wait
+#         paces the notification-mode workloads (docs/performance.md).
+#         The setting in force is recorded in machine.txt either way.
 # Environment: BACKEND_CPU (0), GEN_CPU (1), DISK_SIZE (bytes, 1 GiB),
 #   BACKENDS ("vhu qsd-io vhu-nopoll qsd"), VHU_BLK_ARGS (extra vhu-blk args).
 set -eu
@@ -36,7 +42,8 @@ reps=1
 out=
 md=
 only=
-while getopts "b:d:w:r:o:mW:h" opt; do
+halt=
+while getopts "b:d:w:r:o:mW:H:h" opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	d) dur=$OPTARG ;;
@@ -45,7 +52,11 @@ while getopts "b:d:w:r:o:mW:h" opt; do
 	o) out=$OPTARG ;;
 	m) md=1 ;;
 	W) only=,$OPTARG, ;;
-	*) sed -n '2,30p' "$0"; exit 2 ;;
+	H)
+		[[ $OPTARG =~ ^[0-9]+$ ]] || { echo "compare.sh: -H takes nanoseconds" >&2; exit 2; }
+		halt=$OPTARG
+		;;
+	*) sed -n '2,36p' "$0"; exit 2 ;;
 	esac
 done
 BACKEND_CPU=${BACKEND_CPU:-0}
@@ -94,7 +105,18 @@ stop_backends() {
 	done
 	pids=()
 }
-trap stop_backends EXIT
+haltpoll=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+halt_was=
+if [ -n "$halt" ]; then
+	[ -w "$haltpoll" ] || { echo "compare.sh: -H: $haltpoll not writable (no cpuidle-haltpoll, or not root)" >&2; exit 1; }
+	halt_was=$(cat "$haltpoll")
+	echo "$halt" >"$haltpoll"
+fi
+cleanup() {
+	stop_backends
+	[ -z "$halt_was" ] || echo "$halt_was" >"$haltpoll"
+}
+trap cleanup EXIT
 
 qsd_cmd() { # qsd_cmd SOCK [iothread]
 	local extra=
@@ -136,6 +158,7 @@ start_backend() { # start_backend NAME
 	echo "kernel: $(uname -r)"
 	echo "qemu-storage-daemon: $(qemu-storage-daemon --version 2>/dev/null | head -1)"
 	echo "loadavg-before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "cpuidle: $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none), guest_halt_poll_ns $(cat "$haltpoll" 2>/dev/null || echo -)${halt:+ (set by -H)}"
 	echo "runs: $dur s measured after $warm s warm-up, $reps repetition(s); back ends on CPU $BACKEND_CPU, generator on CPU $GEN_CPU"
 } >"$out/machine.txt"
 : >"$out/commands.txt"
