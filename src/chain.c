@@ -63,9 +63,9 @@ size_t vhu_chain_write(const struct vhu_chain *c, size_t off, const void *buf, s
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 
-/* PREFETCHW (CPUID 0x80000001 ECX bit 8) is on every x86 CPU since
- * Broadwell and on AMD's since the K6, but not on all: where it is missing
- * the compiler's prefetch (read intent) is the fallback, asked once. */
+/* PREFETCHW is announced by CPUID 0x80000001 ECX bit 8 (Intel since
+ * Broadwell, AMD since family 10h); where it is not, the compiler's
+ * prefetch (read intent) is the fallback.  Asked once. */
 static bool have_prefetchw(void)
 {
 	static int known; /* 0 unknown, 1 yes, -1 no: racing first calls agree */

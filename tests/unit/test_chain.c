@@ -140,9 +140,6 @@ VT_CASE(inconsistent_chains_copy_nothing)
 	VT_EQ(vhu_chain_read(&f.c, 0, buf, 4), 0);
 }
 
-/* The guest chose buffers that overlap each other and the destination
- * (copying from one chain into another): memmove semantics, which ASan's
- * memcpy-param-overlap check would flag otherwise. */
 /* A prefetch is a hint: whatever the offsets and lengths, and whatever the
  * buffers point at (here: memory that faults on any access), nothing is
  * read or written and nothing faults. */
@@ -175,6 +172,9 @@ VT_CASE(prefetch_write_touches_nothing)
 	munmap(none, 3 * 4096);
 }
 
+/* The guest chose buffers that overlap each other and the destination
+ * (copying from one chain into another): memmove semantics, which ASan's
+ * memcpy-param-overlap check would flag otherwise. */
 VT_CASE(overlapping_buffers_behave_as_memmove)
 {
 	uint8_t g[64], ref[64];
