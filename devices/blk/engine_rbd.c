@@ -3,7 +3,8 @@
  * rbd engine: Ceph RBD images through librbd.
  *
  * One image handle serves every queue (librbd is thread-safe, and two
- * handles of one process would pass the exclusive lock back and forth).
+ * handles of one process would pass the exclusive lock back and forth);
+ * disks of one cluster share its connection (rbd_cluster.c).
  * Requests are submitted with rbd_aio_* from the worker that popped them.
  * librbd completes them on its own threads; the completion callback touches
  * only the request's eng_* fields: it records the result and, for the last
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "rbd_cluster.h"
 
 struct rbd_worker {
 	_Atomic(struct blk_req *) done; /* finished requests, newest first */
@@ -70,36 +72,6 @@ static int say(char *err, size_t errlen, int rc, const char *fmt, const char *ar
 	return rc < 0 ? rc : -rc;
 }
 
-static int connect_cluster(struct blk_dev *d, struct rbd_dev *rd, char *err, size_t errlen)
-{
-	const struct blk_spec *sp = &d->spec;
-	int rc = rados_create(&rd->cluster, sp->rbd.id);
-	if (rc < 0)
-		return say(err, errlen, rc, "cannot create a cluster handle for user '%s'",
-		           sp->rbd.id ? sp->rbd.id : "admin");
-	/* A cluster that does not answer fails the start in 30 s, not
-	 * Ceph's default 300 s (the conf file or the spec may say otherwise). */
-	rados_conf_set(rd->cluster, "client_mount_timeout", "30");
-	rc = rados_conf_read_file(rd->cluster, sp->rbd.conf);
-	if (rc < 0 && sp->rbd.conf)
-		return say(err, errlen, rc, "cannot read the configuration file '%s'",
-		           sp->rbd.conf);
-	for (unsigned i = 0; i < sp->rbd.nopts; i++) {
-		rc = rados_conf_set(rd->cluster, sp->rbd.opts[i].key, sp->rbd.opts[i].value);
-		if (rc < 0)
-			return say(err, errlen, rc, "option '%s'", sp->rbd.opts[i].key);
-	}
-	rados_conf_parse_env(rd->cluster, NULL); /* CEPH_ARGS, as the ceph tools */
-	rc = rados_connect(rd->cluster);
-	if (rc < 0) {
-		rados_shutdown(rd->cluster);
-		rd->cluster = NULL;
-		return say(err, errlen, rc, "cannot connect to the cluster (configuration %s)",
-		           sp->rbd.conf ? sp->rbd.conf : "from Ceph's default places");
-	}
-	return 0;
-}
-
 static int rbd_open_image(struct blk_dev *d, char *err, size_t errlen)
 {
 	const struct blk_spec *sp = &d->spec;
@@ -111,7 +83,7 @@ static int rbd_open_image(struct blk_dev *d, char *err, size_t errlen)
 	pthread_mutex_init(&rd->lock, NULL);
 	pthread_cond_init(&rd->cond, NULL);
 	d->engine_priv = rd;
-	rc = connect_cluster(d, rd, err, errlen);
+	rc = rbd_cluster_get(sp, &rd->cluster, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = rados_ioctx_create(rd->cluster, sp->rbd.pool, &rd->io);
@@ -152,7 +124,7 @@ static void rbd_close_image(struct blk_dev *d)
 	if (rd->io)
 		rados_ioctx_destroy(rd->io);
 	if (rd->cluster)
-		rados_shutdown(rd->cluster);
+		rbd_cluster_put(rd->cluster);
 	for (unsigned i = 0; i < rd->nworkers; i++)
 		if (rd->workers[i].efd >= 0)
 			close(rd->workers[i].efd);

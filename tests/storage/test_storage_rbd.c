@@ -8,8 +8,10 @@
  * the OSD stopped (SIGSTOP) during I/O: requests wait and complete once it
  * resumes, or, with rados_osd_op_timeout set, fail with IOERR and a log line
  * while the daemon serves again afterwards; clear errors for a missing
- * pool, image or cluster.
+ * pool, image or cluster; disks of one process sharing a cluster
+ * connection when their specifications agree, and only then.
  */
+#include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -352,6 +354,78 @@ VT_CASE(rbd_osd_stopped_with_timeout_fails_then_recovers)
 	kill(osd, SIGCONT);
 	env_stop(&e);
 	VT_CHECK(cluster_holds(img, IMG_SIZE, MIB, 53));
+}
+
+/* Threads of pid named comm: librados starts one "msgr-worker-0" per
+ * cluster handle. */
+static unsigned threads_named(pid_t pid, const char *comm)
+{
+	char path[64], name[32];
+	unsigned n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	for (struct dirent *de; dir && (de = readdir(dir));) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", (int)pid, de->d_name);
+		FILE *f = fopen(path, "r");
+		if (f && fgets(name, sizeof(name), f) && strcmp(strtok(name, "\n"), comm) == 0)
+			n++;
+		if (f)
+			fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	return n;
+}
+
+/* Three disks in one process: two with the same configuration share one
+ * cluster connection, the third (an option of its own) gets another; all
+ * three serve I/O, land in their images and close cleanly. */
+VT_CASE(rbd_disks_share_a_connection)
+{
+	enum { N = 3 };
+	static const char *extra[N] = {"", "", ":rbd_cache=false"};
+	char img[N][32], arg[N][512], sock[N][160];
+	const char *args[2 * N + 1];
+	struct blkt_dir d;
+	VT_REQUIRE(cluster());
+	VT_REQUIRE(blkt_dir_make(&d) == 0);
+	for (unsigned i = 0; i < N; i++) {
+		VT_REQUIRE(image(img[i], sizeof(img[i]), 4 * MIB));
+		snprintf(sock[i], sizeof(sock[i]), "%s/d%u.sock", d.path, i);
+		snprintf(arg[i], sizeof(arg[i]), "socket=%s,image=rbd:rbd/%s:conf=%s%s", sock[i],
+		         img[i], g_conf, extra[i]);
+		args[2 * i] = "--disk";
+		args[2 * i + 1] = arg[i];
+	}
+	args[2 * N] = NULL;
+	pid_t pid = blkt_spawn(&d, args, -1);
+	VT_REQUIRE(pid > 0);
+	bool up = true;
+	for (unsigned i = 0; i < N; i++)
+		up = up && blkt_wait_socket(sock[i], BLKT_TIMEOUT_MS);
+	if (!up)
+		fprintf(stderr, "# vhu-blk stderr:\n%s", blkt_slurp(d.err));
+	VT_CHECK(up);
+	VT_EQ(threads_named(pid, "msgr-worker-0"), 2);
+	for (unsigned i = 0; up && i < N; i++) {
+		struct blkt t;
+		int rc = blkt_open(&t, sock[i], 1, 128, 16, 65536, PF_DEFAULT);
+		VT_EQ(rc, 0);
+		if (rc == 0) {
+			st_fill_and_verify(&t, 4 * MIB, 1, 60 + i);
+			blkt_close(&t);
+		}
+	}
+	kill(pid, SIGTERM);
+	int rc = blkt_wait_exit(pid, BLKT_TIMEOUT_MS);
+	if (rc != 0)
+		fprintf(stderr, "# vhu-blk stderr:\n%s", blkt_slurp(d.err));
+	VT_EQ(rc, 0);
+	for (unsigned i = 0; up && i < N; i++)
+		VT_CHECK(cluster_holds(img[i], 4 * MIB, 4 * MIB, 60 + i));
+	blkt_dir_remove(&d);
 }
 
 VT_CASE(rbd_clear_errors)
