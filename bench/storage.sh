@@ -12,13 +12,16 @@
 # 4 KiB random reads and writes, 1 queue at QD1 and QD32, 4 queues at QD8
 # each (QD32 in all).  Runs are interleaved (each workload on every back end
 # in turn, repeated), so other load hits all alike; the table shows the
-# median of the repetitions, the spread (min-max IOPS), and the back end's
+# median of the repetitions, the spread (min-max), and the back end's
 # CPU per request (the whole process: librbd's and libnbd's threads count).
 #
 #   bench/storage.sh [-b BUILD] [-d SECONDS] [-w SECONDS] [-r N] [-o OUTDIR] [-E rbd,nbd]
+#                    [-a OPTS]
 #     -b meson build dir (default ./build)   -d measured seconds (default 5)
 #     -w warm-up seconds (default 2)         -r repetitions (default 3)
 #     -o keep reports here                   -E engines (default rbd,nbd)
+#     -a a third rbd back end, vhu-rbd-a: vhu-blk on rbd:rbd/bench:conf=...:OPTS
+#        (librbd options, e.g. rbd_non_blocking_aio=false), in the same run
 # Environment: BACKEND_CPU (0), GEN_CPU (1), IMAGE_MIB (256).
 set -eu
 
@@ -29,7 +32,8 @@ warm=2
 reps=3
 out=
 engines=rbd,nbd
-while getopts "b:d:w:r:o:E:h" opt; do
+alt=
+while getopts "b:d:w:r:o:E:a:h" opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	d) dur=$OPTARG ;;
@@ -37,7 +41,8 @@ while getopts "b:d:w:r:o:E:h" opt; do
 	r) reps=$OPTARG ;;
 	o) out=$OPTARG ;;
 	E) engines=$OPTARG ;;
-	*) sed -n '2,24p' "$0"; exit 2 ;;
+	a) alt=$OPTARG ;;
+	*) sed -n '2,27p' "$0"; exit 2 ;;
 	esac
 done
 BACKEND_CPU=${BACKEND_CPU:-0}
@@ -113,6 +118,10 @@ if [[ ,$engines, == *,rbd,* ]]; then
 	timeout 300 rbd -c "$conf" import --no-progress "$work/fill.raw" rbd/bench
 	start vhu-rbd "$vhu_blk" --socket-path "$out/vhu-rbd.sock" --num-queues 4 \
 		"rbd:rbd/bench:conf=$conf"
+	if [ -n "$alt" ]; then
+		start vhu-rbd-a "$vhu_blk" --socket-path "$out/vhu-rbd-a.sock" --num-queues 4 \
+			"rbd:rbd/bench:conf=$conf:$alt"
+	fi
 	qsd qsd-rbd "driver=rbd,node-name=n0,pool=rbd,image=bench,conf=$conf"
 fi
 if [[ ,$engines, == *,nbd,* ]]; then
@@ -154,9 +163,9 @@ for rep in $(seq "$reps"); do
 done
 echo "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 cat "$out/machine.txt"
-python3 - "$out" "${backends[@]}" <<'PY'
+python3 - "$out" "$alt" "${backends[@]}" <<'PY'
 import glob, json, statistics, sys
-out, bes = sys.argv[1], sys.argv[2:]
+out, alt, bes = sys.argv[1], sys.argv[2], sys.argv[3:]
 wls = ["q1-qd1-read", "q1-qd32-read", "q4-qd8-read",
        "q1-qd1-write", "q1-qd32-write", "q4-qd8-write"]
 def runs(be, wl):
@@ -167,13 +176,15 @@ def runs(be, wl):
         except ValueError:
             pass
     return r
-for eng in ("rbd", "nbd"):
-    vhu, qsd = "vhu-" + eng, "qsd-" + eng
+pairs = [("rbd", "vhu-rbd", "qsd-rbd"), ("rbd", "vhu-rbd-a", "qsd-rbd"),
+         ("nbd", "vhu-nbd", "qsd-nbd")]
+for eng, vhu, qsd in pairs:
     if vhu not in bes or qsd not in bes:
         continue
-    print(f"\n### {eng}: vhu-blk vs qemu-storage-daemon (4 KiB random, medians of runs)\n")
+    what = f" with {alt}" if vhu.endswith("-a") else ""
+    print(f"\n### {eng}: vhu-blk{what} vs qemu-storage-daemon (4 KiB random, medians of runs)\n")
     print("| workload | vhu IOPS (min-max) | qsd IOPS (min-max) | IOPS vhu/qsd "
-          "| vhu CPU us/req | qsd CPU us/req | CPU vhu/qsd | vhu p99 us | qsd p99 us |")
+          "| vhu CPU us/req (min-max) | qsd CPU us/req (min-max) | CPU vhu/qsd | vhu p99 us | qsd p99 us |")
     print("|---|---|---|---|---|---|---|---|---|")
     for wl in wls:
         a, b = runs(vhu, wl), runs(qsd, wl)
@@ -182,9 +193,11 @@ for eng in ("rbd", "nbd"):
         med = lambda r, k: statistics.median(x[k] for x in r)
         ia, ib = med(a, "iops"), med(b, "iops")
         ca, cb = med(a, "backend_cpu_us_per_req"), med(b, "backend_cpu_us_per_req")
-        rng = lambda r: f"{min(x['iops'] for x in r):.0f}-{max(x['iops'] for x in r):.0f}"
+        rng = lambda r, k="iops", f=".0f": (f"{min(x[k] for x in r):{f}}-"
+                                             f"{max(x[k] for x in r):{f}}")
+        cpu = lambda r: rng(r, "backend_cpu_us_per_req", ".1f")
         print(f"| {wl} | {ia:.0f} ({rng(a)}) | {ib:.0f} ({rng(b)}) | {ia / ib:.2f} "
-              f"| {ca:.1f} | {cb:.1f} | {ca / cb:.2f} "
+              f"| {ca:.1f} ({cpu(a)}) | {cb:.1f} ({cpu(b)}) | {ca / cb:.2f} "
               f"| {med(a, 'lat_p99_us'):.0f} | {med(b, 'lat_p99_us'):.0f} |")
 PY
 echo "JSON reports, logs and commands: $out" >&2

@@ -22,10 +22,13 @@
 # table gives the median of the rounds, the spread (min..max) and the
 # ratio vhu-fs / 9p of the medians.
 #
-#   bench/fs/bench.sh [-b BUILD] [-r ROUNDS] [-s MiB] [-t SECONDS] [-n FILES] [-a ARGS] [-m]
+#   bench/fs/bench.sh [-b BUILD] [-r ROUNDS] [-s MiB] [-t SECONDS] [-n FILES] [-a ARGS]
+#                     [-R KiB] [-m]
 #     -b  meson build dir with devices/fs/vhu-fs (default ./build)
 #     -a  also a second vhu-fs with these extra options (an A/B of two
 #         settings in the same guest and run: column "vhu-fs B")
+#     -R  the guest's readahead for the B mount (its bdi's read_ahead_kb;
+#         Linux gives FUSE 128 KiB); with -R and no -a, B is vhu-fs as is
 #     -r  rounds (default 5)          -s  file size for the data tests (64)
 #     -t  random-read seconds (5)     -n  files for meta (10000)
 #     -m  print the table as Markdown (docs/performance.md)
@@ -43,7 +46,8 @@ secs=5
 nfiles=10000
 md=
 alt=
-while getopts "b:r:s:t:n:a:mh" opt; do
+ra=
+while getopts "b:r:s:t:n:a:R:mh" opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	r) rounds=$OPTARG ;;
@@ -51,6 +55,7 @@ while getopts "b:r:s:t:n:a:mh" opt; do
 	t) secs=$OPTARG ;;
 	n) nfiles=$OPTARG ;;
 	a) alt=$OPTARG ;;
+	R) ra=$OPTARG ;;
 	m) md=1 ;;
 	*) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//; /^set -u/d'; exit 2 ;;
 	esac
@@ -67,16 +72,24 @@ SHARE9P="$E2E_WORK/9p"
 SOCK="$E2E_WORK/fs.sock"
 mkdir -p "$SHARE" "$SHARE9P" "$E2E_WORK/vfsb"
 targets="vfs 9p"
-[ -n "$alt" ] && targets="vfs 9p vfsb"
+two=
+[ -n "$alt$ra" ] && targets="vfs 9p vfsb" && two=1
+label=$alt
+[ -n "$ra" ] && label="$alt${alt:+, }guest read_ahead_kb=$ra"
 
 sed -e "s/@ROUNDS@/$rounds/; s/@SIZE@/$size/; s/@SECS@/$secs/; s/@N@/$nfiles/" \
-	-e "s/@TARGETS@/$targets/" \
+	-e "s/@TARGETS@/$targets/; s/@RA@/$ra/" \
 	>"$E2E_WORK/guest.sh" <<'GUEST'
-ROUNDS=@ROUNDS@ SIZE=@SIZE@ SECS=@SECS@ N=@N@ TARGETS="@TARGETS@"
+ROUNDS=@ROUNDS@ SIZE=@SIZE@ SECS=@SECS@ N=@N@ TARGETS="@TARGETS@" RA=@RA@
 mkdir -p /mnt/vfs /mnt/9p /mnt/vfsb
 mount -t virtiofs share /mnt/vfs || { echo "guest: FAIL: virtiofs"; exit 1; }
 case "$TARGETS" in *vfsb*)
-	mount -t virtiofs shareb /mnt/vfsb || { echo "guest: FAIL: virtiofs B"; exit 1; } ;;
+	mount -t virtiofs shareb /mnt/vfsb || { echo "guest: FAIL: virtiofs B"; exit 1; }
+	if [ -n "$RA" ]; then
+		bdi=/sys/class/bdi/$(awk '$5 == "/mnt/vfsb" { print $3 }' /proc/self/mountinfo)/read_ahead_kb
+		echo "$RA" >"$bdi" || { echo "guest: FAIL: $bdi"; exit 1; }
+		echo "guest: $bdi = $(cat "$bdi")"
+	fi ;;
 esac
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 p9 /mnt/9p ||
 	{ echo "guest: FAIL: 9p"; exit 1; }
@@ -142,7 +155,7 @@ E2E_INITRD="$E2E_WORK/initrd"
 # shellcheck disable=SC2086
 fs_start vhu-fs.log ${VHU_FS_ARGS:-}
 extra=()
-if [ -n "$alt" ]; then
+if [ -n "$two" ]; then
 	# shellcheck disable=SC2086
 	e2e_spawn FS_B_PID "$E2E_WORK/vhu-fs-b.log" "$FS" --socket-path "$E2E_WORK/fsb.sock" \
 		--shared-dir "$E2E_WORK/vfsb" ${VHU_FS_ARGS:-} $alt
@@ -155,11 +168,11 @@ VHU_E2E_MEM=${VHU_E2E_MEM:-1G} fs_qemu "$E2E_WORK/console.log" 3600 "${BENCH_CPU
 	-device virtio-9p-pci,fsdev=p9,mount_tag=p9 "${extra[@]}" ||
 	e2e_fail "guest failed"
 fs_stop_checked vhu-fs.log >/dev/null 2>&1
-[ -z "$alt" ] || e2e_stop "$FS_B_PID" || e2e_fail "vhu-fs B did not exit cleanly"
+[ -z "$two" ] || e2e_stop "$FS_B_PID" || e2e_fail "vhu-fs B did not exit cleanly"
 
 python3 - "$E2E_WORK/console.log" "$md" "$rounds" "$size" "$secs" "$nfiles" \
 	"${VHU_E2E_ACCEL:-tcg}" "$(nproc)" "$(uptime | sed 's/.*load average: //')" \
-	"${VHU_FS_ARGS:-}" "$alt" <<'PY'
+	"${VHU_FS_ARGS:-}" "$label" <<'PY'
 import statistics, sys
 log, md, rounds, size, secs, n, accel, ncpu, load, args, alt = sys.argv[1:]
 res = {}
