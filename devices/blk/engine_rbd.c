@@ -64,14 +64,6 @@ static struct rbd_dev *RD(struct blk_dev *d)
 
 /* ---- open / close ----------------------------------------------------- */
 
-static int say(char *err, size_t errlen, int rc, const char *fmt, const char *arg)
-{
-	char what[256];
-	snprintf(what, sizeof(what), fmt, arg);
-	snprintf(err, errlen, "rbd: %s: %s", what, strerror(rc < 0 ? -rc : rc));
-	return rc < 0 ? rc : -rc;
-}
-
 static int rbd_open_image(struct blk_dev *d, char *err, size_t errlen)
 {
 	const struct blk_spec *sp = &d->spec;
@@ -88,7 +80,7 @@ static int rbd_open_image(struct blk_dev *d, char *err, size_t errlen)
 		return rc;
 	rc = rados_ioctx_create(rd->cluster, sp->rbd.pool, &rd->io);
 	if (rc < 0)
-		return say(err, errlen, rc, "pool '%s'", sp->rbd.pool);
+		return rbd_say(err, errlen, rc, "pool '%s'", sp->rbd.pool);
 	if (sp->rbd.ns)
 		rados_ioctx_set_namespace(rd->io, sp->rbd.ns);
 	if (sp->rbd.snap || d->opts.read_only) {
@@ -106,7 +98,7 @@ static int rbd_open_image(struct blk_dev *d, char *err, size_t errlen)
 	}
 	rc = rbd_get_size(rd->image, &size);
 	if (rc < 0)
-		return say(err, errlen, rc, "%s", "size of the image");
+		return rbd_say(err, errlen, rc, "%s", "size of the image");
 	d->capacity = size / BLK_SECTOR;
 	atomic_store(&d->lim.capacity, d->capacity);
 	return 0;

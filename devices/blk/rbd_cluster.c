@@ -29,6 +29,14 @@ struct rbd_cluster {
 static pthread_mutex_t clusters_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rbd_cluster *clusters;
 
+int rbd_say(char *err, size_t errlen, int rc, const char *fmt, const char *arg)
+{
+	char what[256];
+	snprintf(what, sizeof(what), fmt, arg);
+	snprintf(err, errlen, "rbd: %s: %s", what, strerror(rc < 0 ? -rc : rc));
+	return rc < 0 ? rc : -rc;
+}
+
 /* Length-prefixed fields, so that no value can pass for another split. */
 static void key_field(FILE *f, const char *s)
 {
@@ -62,33 +70,29 @@ static int connect_new(const struct blk_spec *sp, rados_t *out, char *err, size_
 {
 	rados_t h;
 	int rc = rados_create(&h, sp->rbd.id);
-	if (rc < 0) {
-		snprintf(err, errlen, "rbd: cannot create a cluster handle for user '%s': %s",
-		         sp->rbd.id ? sp->rbd.id : "admin", strerror(-rc));
-		return rc;
-	}
+	if (rc < 0)
+		return rbd_say(err, errlen, rc, "cannot create a cluster handle for user '%s'",
+		               sp->rbd.id ? sp->rbd.id : "admin");
 	/* A cluster that does not answer fails the start in 30 s, not
 	 * Ceph's default 300 s (the conf file or the spec may say otherwise). */
 	rados_conf_set(h, "client_mount_timeout", "30");
 	rc = rados_conf_read_file(h, sp->rbd.conf);
 	if (rc < 0 && sp->rbd.conf) {
-		snprintf(err, errlen, "rbd: cannot read the configuration file '%s': %s",
-		         sp->rbd.conf, strerror(-rc));
+		rbd_say(err, errlen, rc, "cannot read the configuration file '%s'", sp->rbd.conf);
 		goto fail;
 	}
 	for (unsigned i = 0; i < sp->rbd.nopts; i++) {
 		rc = rados_conf_set(h, sp->rbd.opts[i].key, sp->rbd.opts[i].value);
 		if (rc < 0) {
-			snprintf(err, errlen, "rbd: option '%s': %s", sp->rbd.opts[i].key,
-			         strerror(-rc));
+			rbd_say(err, errlen, rc, "option '%s'", sp->rbd.opts[i].key);
 			goto fail;
 		}
 	}
 	rados_conf_parse_env(h, NULL); /* CEPH_ARGS, as the ceph tools */
 	rc = rados_connect(h);
 	if (rc < 0) {
-		snprintf(err, errlen, "rbd: cannot connect to the cluster (configuration %s): %s",
-		         sp->rbd.conf ? sp->rbd.conf : "from Ceph's default places", strerror(-rc));
+		rbd_say(err, errlen, rc, "cannot connect to the cluster (configuration %s)",
+		        sp->rbd.conf ? sp->rbd.conf : "from Ceph's default places");
 		goto fail;
 	}
 	*out = h;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The rbd engine's cluster connections, shared between disks (rbd_cluster.c). */
+/* The rbd engine's cluster connections, shared between disks, and its
+ * error sentences (rbd_cluster.c). */
 #ifndef VHU_BLK_RBD_CLUSTER_H
 #define VHU_BLK_RBD_CLUSTER_H
 
@@ -20,5 +21,9 @@ int rbd_cluster_get(const struct blk_spec *sp, rados_t *out, char *err, size_t e
 /* Give back a handle from rbd_cluster_get(); the last user shuts it down.
  * The caller has closed its images and I/O contexts first. */
 void rbd_cluster_put(rados_t h);
+
+/* Write "rbd: <fmt with arg>: <strerror(rc)>" to err; returns rc as a
+ * negative errno. */
+int rbd_say(char *err, size_t errlen, int rc, const char *fmt, const char *arg);
 
 #endif

@@ -2,6 +2,7 @@
 #include "blkt.h"
 #include "vt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -81,6 +82,32 @@ pid_t blkt_spawn(const struct blkt_dir *d, const char *const *args, int keep_fd)
 int blkt_wait_exit(pid_t pid, int timeout_ms)
 {
 	return vt_wait_exit(pid, timeout_ms);
+}
+
+unsigned blkt_count_threads(pid_t pid, const char *prefix)
+{
+	char path[300], comm[32];
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(dir = opendir(path)))
+		return 0;
+	while ((e = readdir(dir))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)))
+			n++;
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
 }
 
 int blkt_run(const struct blkt_dir *d, const char *const *args)

@@ -46,6 +46,8 @@ pid_t blkt_spawn(const struct blkt_dir *d, const char *const *args, int keep_fd)
 /* Wait up to timeout_ms for pid to exit; returns the exit code, 128+signal,
  * or -1 on timeout (the child is then killed). */
 int blkt_wait_exit(pid_t pid, int timeout_ms);
+/* Threads of pid whose name (comm) starts with prefix; 0 if pid is gone. */
+unsigned blkt_count_threads(pid_t pid, const char *prefix);
 /* Run to completion (help, errors): exit code. */
 int blkt_run(const struct blkt_dir *d, const char *const *args);
 /* Whole file into a static buffer (NUL terminated, truncated at 64 KiB). */

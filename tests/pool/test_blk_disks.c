@@ -98,33 +98,6 @@ static int count_fds(pid_t pid)
 	return n;
 }
 
-/* Threads of pid whose name starts with prefix. */
-static unsigned count_threads(pid_t pid, const char *prefix)
-{
-	char path[300], comm[32];
-	struct dirent *e;
-	unsigned n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	if (!(dir = opendir(path)))
-		return 0;
-	while ((e = readdir(dir))) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)))
-			n++;
-		fclose(f);
-	}
-	closedir(dir);
-	return n;
-}
-
 /* Bytes [off, off + len) of img hold pattern `seed`. */
 static bool image_holds(const char *img, uint64_t off, uint64_t len, unsigned seed)
 {
@@ -280,8 +253,8 @@ VT_CASE(disks_each_its_own)
 
 	VT_REQUIRE(disks_start(&x, sizes, spec, extra));
 	/* Two pool threads serve every queue; no disk has threads of its own. */
-	VT_EQ(count_threads(x.pid, "vhu-blk-pool"), 2);
-	VT_EQ(count_threads(x.pid, "vhu-worker"), 0);
+	VT_EQ(blkt_count_threads(x.pid, "vhu-blk-pool"), 2);
+	VT_EQ(blkt_count_threads(x.pid, "vhu-worker"), 0);
 	fds0 = count_fds(x.pid);
 	check_disk_config(&x, 0, 1, "all", false);
 	check_disk_config(&x, 1, 4, "second", false);

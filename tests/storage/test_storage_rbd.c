@@ -11,7 +11,6 @@
  * pool, image or cluster; disks of one process sharing a cluster
  * connection when their specifications agree, and only then.
  */
-#include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -356,29 +355,6 @@ VT_CASE(rbd_osd_stopped_with_timeout_fails_then_recovers)
 	VT_CHECK(cluster_holds(img, IMG_SIZE, MIB, 53));
 }
 
-/* Threads of pid named comm: librados starts one "msgr-worker-0" per
- * cluster handle. */
-static unsigned threads_named(pid_t pid, const char *comm)
-{
-	char path[64], name[32];
-	unsigned n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *dir = opendir(path);
-	for (struct dirent *de; dir && (de = readdir(dir));) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", (int)pid, de->d_name);
-		FILE *f = fopen(path, "r");
-		if (f && fgets(name, sizeof(name), f) && strcmp(strtok(name, "\n"), comm) == 0)
-			n++;
-		if (f)
-			fclose(f);
-	}
-	if (dir)
-		closedir(dir);
-	return n;
-}
-
 /* Three disks in one process: two with the same configuration share one
  * cluster connection, the third (an option of its own) gets another; all
  * three serve I/O, land in their images and close cleanly. */
@@ -408,7 +384,8 @@ VT_CASE(rbd_disks_share_a_connection)
 	if (!up)
 		fprintf(stderr, "# vhu-blk stderr:\n%s", blkt_slurp(d.err));
 	VT_CHECK(up);
-	VT_EQ(threads_named(pid, "msgr-worker-0"), 2);
+	/* librados starts one "msgr-worker-0" per cluster handle */
+	VT_EQ(blkt_count_threads(pid, "msgr-worker-0"), 2);
 	for (unsigned i = 0; up && i < N; i++) {
 		struct blkt t;
 		int rc = blkt_open(&t, sock[i], 1, 128, 16, 65536, PF_DEFAULT);
